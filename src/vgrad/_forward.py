@@ -1,0 +1,122 @@
+"""A forward pass that keeps each hidden layer's pre-activation and activation.
+
+Keras gives no public hook for intermediate tensors, so for Sequential models the
+layers are called one by one and for functional models the graph is replayed with
+``Functional._run_through_graph`` (the method ``Functional.call`` itself uses),
+wrapping each operation. Tensors computed this way lie on the path from the inputs
+to the loss, so a ``tf.GradientTape`` gives ``dLoss/dz`` for them directly.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import keras
+
+_ACTIVATION_LAYERS = (
+    keras.layers.Activation,
+    keras.layers.ReLU,
+    keras.layers.LeakyReLU,
+    keras.layers.ELU,
+    keras.layers.PReLU,
+    keras.layers.Softmax,
+)
+_LINEAR = keras.activations.linear
+
+
+@dataclass
+class Taps:
+    """What a tapped forward pass recorded, keyed by hidden-layer name."""
+
+    pre_activations: dict = field(default_factory=dict)
+    activations: dict = field(default_factory=dict)
+    functions: dict = field(default_factory=dict)
+
+
+def _accepts_training(layer):
+    try:
+        return "training" in inspect.signature(layer.call).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _has_own_activation(layer):
+    fn = getattr(layer, "activation", None)
+    return (
+        hasattr(layer, "kernel")
+        and not hasattr(layer, "cell")
+        and callable(fn)
+        and fn is not _LINEAR
+    )
+
+
+class _Tapper:
+    """Wraps operations so that their pre-activations and activations are kept."""
+
+    def __init__(self, training):
+        self.training = training
+        self.taps = Taps()
+        self.last_kernel_layer = None
+
+    def record(self, name, z, activation_fn, output):
+        self.taps.pre_activations[name] = z
+        self.taps.activations[name] = output
+        self.taps.functions[name] = activation_fn
+
+    def wrap(self, operation):
+        def run(*args, **kwargs):
+            if isinstance(operation, keras.layers.Layer) and _accepts_training(operation):
+                kwargs.setdefault("training", self.training)
+            if isinstance(operation, _ACTIVATION_LAYERS):
+                output = operation(*args, **kwargs)
+                name = self.last_kernel_layer or operation.name
+                fn = getattr(operation, "activation", None) or operation.__class__.__name__
+                self.record(name, args[0], fn, output)
+                return output
+            if _has_own_activation(operation):
+                # Run the layer without its activation to expose z, then apply it.
+                activation_fn = operation.activation
+                operation.activation = _LINEAR
+                try:
+                    z = operation(*args, **kwargs)
+                finally:
+                    operation.activation = activation_fn
+                output = activation_fn(z)
+                self.last_kernel_layer = operation.name
+                self.record(operation.name, z, activation_fn, output)
+                return output
+            output = operation(*args, **kwargs)
+            if hasattr(operation, "kernel"):
+                self.last_kernel_layer = operation.name
+            return output
+
+        return run
+
+
+def tapped_forward(model, x, training=True):
+    """Run ``model`` on ``x`` and return ``(outputs, Taps)``.
+
+    Hidden layers are keyed by the name of the kernel layer (Dense, Conv) that feeds
+    the activation, so for :func:`vgrad.build_mlp` models the keys are ``dense_i``.
+    The last kernel layer (the logits) has no activation of its own and no entry.
+
+    Raises
+    ------
+    ValueError
+        For subclassed models, whose graph cannot be replayed.
+    """
+    tapper = _Tapper(training)
+    if isinstance(model, keras.Sequential):
+        outputs = x
+        for layer in model.layers:
+            outputs = tapper.wrap(layer)(outputs)
+    elif hasattr(model, "_run_through_graph") and getattr(model, "_nodes_by_depth", None):
+        outputs = model._run_through_graph(x, operation_fn=tapper.wrap)
+        outputs = outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
+    else:
+        raise ValueError(
+            f"model {model.name!r} is subclassed; per-layer activations need a Sequential "
+            "or functional keras.Model"
+        )
+    return outputs, tapper.taps

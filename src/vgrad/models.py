@@ -1,0 +1,186 @@
+"""Deep-network builders: the classic vanishing-gradient MLP and its fixes."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+import keras
+
+#: Activation names suggested in error messages (any Keras identifier works).
+COMMON_ACTIVATIONS = (
+    "linear", "relu", "leaky_relu", "elu", "selu", "gelu", "softplus", "tanh", "sigmoid",
+)
+#: Initializer names suggested in error messages (any Keras identifier works).
+COMMON_INITIALIZERS = (
+    "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "lecun_uniform", "lecun_normal", "random_normal", "orthogonal",
+)
+
+
+def _check_count(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def resolve_activation(activation):
+    """Return the Keras activation function for an identifier or callable.
+
+    Raises
+    ------
+    ValueError
+        If ``activation`` names no Keras activation.
+    """
+    try:
+        return keras.activations.get(activation)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"activation={activation!r} is not a Keras activation; accepted: a callable or "
+            f"a name such as {', '.join(map(repr, COMMON_ACTIVATIONS))}"
+        ) from error
+
+
+def resolve_initializer(kernel_initializer):
+    """Return a Keras initializer instance for an identifier, config or instance.
+
+    Raises
+    ------
+    ValueError
+        If ``kernel_initializer`` names no Keras initializer.
+    """
+    try:
+        initializer = keras.initializers.get(kernel_initializer)
+    except (ValueError, TypeError) as error:
+        initializer, cause = None, error
+    else:
+        cause = None
+    if initializer is None:
+        raise ValueError(
+            f"kernel_initializer={kernel_initializer!r} is not a Keras initializer; accepted: "
+            f"an Initializer or a name such as {', '.join(map(repr, COMMON_INITIALIZERS))}"
+        ) from cause
+    return initializer
+
+
+def _layer_initializers(initializer, num_layers, seed):
+    """One initializer per layer, each with its own seed when seeding is possible.
+
+    A single initializer instance with an integer seed would draw the same matrix for
+    every layer, so each layer gets a copy whose seed comes from ``seed`` (or the
+    instance's own integer seed) through ``numpy.random.SeedSequence``.
+    """
+    config = initializer.get_config()
+    own_seed = config.get("seed")
+    base = seed if seed is not None else own_seed if isinstance(own_seed, int) else None
+    if base is None or "seed" not in config:
+        return [initializer.__class__.from_config(config) for _ in range(num_layers)]
+    layer_seeds = np.random.SeedSequence(int(base)).generate_state(num_layers)
+    return [
+        initializer.__class__.from_config({**config, "seed": int(layer_seed)})
+        for layer_seed in layer_seeds
+    ]
+
+
+def build_mlp(
+    depth,
+    width,
+    *,
+    activation="relu",
+    kernel_initializer="glorot_uniform",
+    batch_norm=False,
+    residual=False,
+    input_dim=64,
+    num_classes=10,
+    seed=None,
+):
+    """Build a deep fully connected classifier whose logits come from a final Dense.
+
+    Hidden layer ``i`` (1-based) is ``Dense`` named ``dense_i``, then, with
+    ``batch_norm=True``, ``BatchNormalization`` named ``batch_normalization_i``, then
+    an ``Activation`` layer named ``activation_i``; so the pre-activation ``z`` of each
+    hidden layer is a tensor of its own, which :func:`vgrad.backprop_norms` probes.
+    With ``residual=True``, layers whose input already has ``width`` features add it to
+    their output (``add_i``): ``h_i = h_{i-1} + phi(z_i)`` (He et al. 2016).
+
+    Parameters
+    ----------
+    depth : int
+        Number of hidden layers, at least 1.
+    width : int
+        Units per hidden layer, at least 1.
+    activation : str or callable, default "relu"
+        Keras activation identifier, resolved with ``keras.activations.get``.
+    kernel_initializer : str, dict or keras.initializers.Initializer, default "glorot_uniform"
+        Keras initializer identifier, resolved with ``keras.initializers.get``; used for
+        every Dense kernel, the ``logits`` layer included. Biases start at zero.
+    batch_norm : bool, default False
+        Put ``BatchNormalization`` between each hidden Dense and its activation (the
+        Dense then has no bias, which BatchNorm's ``beta`` replaces).
+    residual : bool, default False
+        Add identity skip connections around hidden layers that keep the width.
+    input_dim : int, default 64
+        Number of input features.
+    num_classes : int, default 10
+        Number of logits.
+    seed : int or None
+        Seed of the kernel initializers; the same seed gives the same weights. ``None``
+        leaves them to Keras's global seed (``keras.utils.set_random_seed``).
+
+    Returns
+    -------
+    keras.Model
+        Functional model mapping ``(batch, input_dim)`` features to ``(batch, num_classes)`` logits.
+
+    Raises
+    ------
+    TypeError
+        If a count is not an int, or ``batch_norm``/``residual`` are not bool.
+    ValueError
+        If a count is below 1, or the activation or initializer is unknown.
+
+    References
+    ----------
+    Glorot & Bengio (2010), He et al. (2015, 2016), Ioffe & Szegedy (2015).
+
+    Examples
+    --------
+    >>> model = build_mlp(20, 32, activation="sigmoid", seed=0)
+    >>> [layer.name for layer in model.layers][:3]
+    ['features', 'dense_1', 'activation_1']
+    """
+    depth = _check_count("depth", depth)
+    width = _check_count("width", width)
+    input_dim = _check_count("input_dim", input_dim)
+    num_classes = _check_count("num_classes", num_classes)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    for name, flag in (("batch_norm", batch_norm), ("residual", residual)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise TypeError(f"{name} must be True or False, got {flag!r}")
+    activation_fn = resolve_activation(activation)
+    initializers = _layer_initializers(resolve_initializer(kernel_initializer), depth + 1, seed)
+
+    inputs = keras.Input(shape=(input_dim,), name="features")
+    hidden = inputs
+    for index in range(1, depth + 1):
+        z = keras.layers.Dense(
+            width,
+            use_bias=not batch_norm,
+            kernel_initializer=initializers[index - 1],
+            name=f"dense_{index}",
+        )(hidden)
+        if batch_norm:
+            z = keras.layers.BatchNormalization(name=f"batch_normalization_{index}")(z)
+        output = keras.layers.Activation(activation_fn, name=f"activation_{index}")(z)
+        if residual and hidden.shape[-1] == width:
+            output = keras.layers.Add(name=f"add_{index}")([hidden, output])
+        hidden = output
+    logits = keras.layers.Dense(
+        num_classes, kernel_initializer=initializers[depth], name="logits"
+    )(hidden)
+    name = getattr(activation_fn, "__name__", "custom")
+    return keras.Model(inputs, logits, name=f"mlp_{depth}x{width}_{name}")

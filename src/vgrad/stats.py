@@ -1,0 +1,132 @@
+"""Activation statistics per hidden layer: mean, spread, saturation, dead units."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from vgrad._batch import check_features
+from vgrad._cache import cached
+from vgrad._forward import tapped_forward
+from vgrad.probes import restoring_state
+from vgrad.tables import LayerDict, format_number
+
+#: |tanh| above this is in the flat tail, where tanh' = 1 - a**2 < 0.06 (6% of its peak).
+TANH_SATURATION = 0.97
+_SATURATING = ("sigmoid", "tanh", "hard_sigmoid", "hard_tanh", "softsign")
+_DYING = ("relu", "relu6")
+
+
+def activation_kind(function):
+    """Lower-case name of an activation function or layer class (``"relu"``, ``"tanh"`` ...)."""
+    name = function if isinstance(function, str) else getattr(function, "__name__", "")
+    return name.lower()
+
+
+@dataclass(frozen=True)
+class ActivationStats:
+    """Statistics of one hidden layer's activations over a batch.
+
+    Attributes
+    ----------
+    activation : str
+        Name of the activation function.
+    mean, std : float
+        Mean and standard deviation over the batch and the units.
+    saturated_fraction : float
+        Share of outputs in a flat tail (``nan`` for non-saturating functions): tanh
+        (and softsign, hard tanh) with ``|a| > 0.97``; sigmoid (and hard sigmoid) with
+        ``|2a - 1| > 0.97``, i.e. ``a < 0.015`` or ``a > 0.985``. In both tails the
+        derivative is below 6% of its peak.
+    dead_fraction : float
+        Share of units (ReLU, ReLU6) that output 0 on every example of the batch
+        (``nan`` for other functions).
+    """
+
+    activation: str
+    mean: float
+    std: float
+    saturated_fraction: float
+    dead_fraction: float
+
+    def format_line(self):
+        """One fixed-width line: ``(sigmoid) mean +0.50, std 0.21, saturated 12.3%, dead n/a``."""
+        def percent(value):
+            return "   n/a" if np.isnan(value) else f"{100 * value:5.1f}%"
+
+        return (
+            f"({self.activation:>8}) mean {format_number(self.mean, '+.3f')}, "
+            f"std {format_number(self.std, '.3f')}, saturated {percent(self.saturated_fraction)}, "
+            f"dead {percent(self.dead_fraction)}"
+        )
+
+
+def _layer_statistics(activations, function):
+    kind = activation_kind(function)
+    a = tf.reshape(activations, (tf.shape(activations)[0], -1))
+    nan = tf.constant(np.nan, tf.float32)
+    if kind in ("sigmoid", "hard_sigmoid"):
+        saturated = tf.reduce_mean(tf.cast(tf.abs(2.0 * a - 1.0) > TANH_SATURATION, tf.float32))
+    elif kind in _SATURATING:
+        saturated = tf.reduce_mean(tf.cast(tf.abs(a) > TANH_SATURATION, tf.float32))
+    else:
+        saturated = nan
+    if kind in _DYING:
+        dead = tf.reduce_mean(tf.cast(tf.reduce_all(a <= 0.0, axis=0), tf.float32))
+    else:
+        dead = nan
+    return tf.stack([tf.reduce_mean(a), tf.math.reduce_std(a), saturated, dead])
+
+
+def _stats_probe(model, training):
+    save, restore = restoring_state(model)
+    probe_input = tf.zeros((1, *model.inputs[0].shape[1:]), dtype=tf.float32)
+    _, taps = tapped_forward(model, probe_input, training=False)
+    if not taps.activations:
+        raise ValueError(f"model {model.name!r} has no hidden activation to measure")
+    names = list(taps.activations)
+    kinds = [activation_kind(taps.functions[name]) for name in names]
+
+    @tf.function(reduce_retracing=True)
+    def fn(x):
+        saved = save()
+        _, taps = tapped_forward(model, x, training=training)
+        restore(saved)
+        return tf.stack(
+            [_layer_statistics(taps.activations[n], taps.functions[n]) for n in names]
+        )
+
+    return names, kinds, fn
+
+
+def activation_stats(model, x, *, training=True):
+    """Mean, spread, saturation and dead units of each hidden layer's activations.
+
+    Parameters
+    ----------
+    model : keras.Model
+        A Sequential or functional model (see :func:`vgrad.backprop_norms`).
+    x : (num_samples, ...) array_like
+        Input batch.
+    training : bool, default True
+        Run the model as in a training step (BatchNorm on batch statistics).
+
+    Returns
+    -------
+    LayerDict
+        {hidden layer name: ActivationStats}, input side first; it prints one
+        fixed-width line per layer.
+
+    Raises
+    ------
+    TypeError, ValueError
+        For an empty batch, a wrong feature count, or a model without hidden activations.
+    """
+    x = check_features(model, x)
+    names, kinds, fn = cached(model, ("stats", bool(training)), lambda: _stats_probe(model, training))
+    values = fn(tf.constant(x)).numpy().astype(np.float64)
+    return LayerDict(
+        (name, ActivationStats(kind, *row.tolist())) for name, kind, row in zip(names, kinds, values)
+    )
