@@ -13,3 +13,17 @@ def cached(model, key, build):
     if key not in per_model:
         per_model[key] = build()
     return per_model[key]
+
+
+def compile_probe(python_function):
+    """``tf.function`` for a per-model probe.
+
+    Every model gets its own traced function, so TensorFlow's "frequent retracing"
+    warning (keyed by the Python code object, shared by all models) would fire
+    although nothing is retraced needlessly; it is switched off for these functions.
+    """
+    import tensorflow as tf
+
+    function = tf.function(python_function, reduce_retracing=True)
+    function._omit_frequent_tracing_warning = True
+    return function

@@ -119,7 +119,9 @@ def build_mlp(
         every Dense kernel, the ``logits`` layer included. Biases start at zero.
     batch_norm : bool, default False
         Put ``BatchNormalization`` between each hidden Dense and its activation (the
-        Dense then has no bias, which BatchNorm's ``beta`` replaces).
+        Dense then has no bias, which BatchNorm's ``beta`` replaces). Its moving
+        statistics use ``momentum=0.9`` (PyTorch's default; Keras's is 0.99), so that
+        they settle within a few short epochs.
     residual : bool, default False
         Add identity skip connections around hidden layers that keep the width.
     input_dim : int, default 64
@@ -174,7 +176,7 @@ def build_mlp(
             name=f"dense_{index}",
         )(hidden)
         if batch_norm:
-            z = keras.layers.BatchNormalization(name=f"batch_normalization_{index}")(z)
+            z = keras.layers.BatchNormalization(momentum=0.9, name=f"batch_normalization_{index}")(z)
         output = keras.layers.Activation(activation_fn, name=f"activation_{index}")(z)
         if residual and hidden.shape[-1] == width:
             output = keras.layers.Add(name=f"add_{index}")([hidden, output])

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._batch import check_batch, default_loss, kernel_layers
-from vgrad._cache import cached
+from vgrad._cache import cached, compile_probe
 from vgrad._forward import tapped_forward
 from vgrad.tables import LayerDict
 
@@ -56,7 +56,6 @@ def _kernel_probe(model, loss_fn, training):
     kernels = [kernel for _, kernel in layers]
     save, restore = restoring_state(model)
 
-    @tf.function(reduce_retracing=True)
     def fn(x, y):
         saved = save()
         with tf.GradientTape() as tape:
@@ -65,7 +64,7 @@ def _kernel_probe(model, loss_fn, training):
         restore(saved)
         return tf.stack([tf.norm(gradient) for gradient in gradients])
 
-    return names, fn
+    return names, compile_probe(fn)
 
 
 def _backprop_probe(model, loss_fn, training):
@@ -79,7 +78,6 @@ def _backprop_probe(model, loss_fn, training):
         )
     save, restore = restoring_state(model)
 
-    @tf.function(reduce_retracing=True)
     def fn(x, y):
         saved = save()
         with tf.GradientTape() as tape:
@@ -90,7 +88,7 @@ def _backprop_probe(model, loss_fn, training):
         restore(saved)
         return tf.stack([tf.sqrt(tf.reduce_mean(tf.square(g))) for g in gradients])
 
-    return names, fn
+    return names, compile_probe(fn)
 
 
 def _run(model, kind, x, y, loss, training):

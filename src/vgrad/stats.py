@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._batch import check_features
-from vgrad._cache import cached
+from vgrad._cache import cached, compile_probe
 from vgrad._forward import tapped_forward
 from vgrad.probes import restoring_state
 from vgrad.tables import LayerDict, format_number
@@ -89,7 +89,6 @@ def _stats_probe(model, training):
     names = list(taps.activations)
     kinds = [activation_kind(taps.functions[name]) for name in names]
 
-    @tf.function(reduce_retracing=True)
     def fn(x):
         saved = save()
         _, taps = tapped_forward(model, x, training=training)
@@ -98,7 +97,7 @@ def _stats_probe(model, training):
             [_layer_statistics(taps.activations[n], taps.functions[n]) for n in names]
         )
 
-    return names, kinds, fn
+    return names, kinds, compile_probe(fn)
 
 
 def activation_stats(model, x, *, training=True):
