@@ -27,6 +27,35 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest tests -m "not slow"
 
+## make tutorial: on a fresh machine, install everything, execute the notebook in place, render the PDF
+tutorial: install pdf-tools
+	$(MAKE) notebook
+	$(MAKE) pdf
+
+## make notebook: execute the notebook in place (its outputs are what the PDF shows)
+notebook: install
+	$(BIN)/jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
+
+## make pdf: render the PDF from the notebook as it is (XeLaTeX, pandoc: see make pdf-tools)
+pdf: install
+	$(BIN)/python tutorial/build_pdf.py $(NOTEBOOK) $(PDF)
+
+## make pdf-tools: XeLaTeX, pandoc, poppler-utils and fonts by apt-get on Debian; elsewhere, say what to install
+PDF_PACKAGES = texlive-xetex texlive-fonts-recommended texlive-plain-generic fonts-dejavu-core pandoc poppler-utils
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+pdf-tools:
+	@if command -v xelatex >/dev/null && command -v pandoc >/dev/null && command -v pdftotext >/dev/null \
+	    && fc-list "DejaVu Sans Mono" | grep -q .; then \
+	  echo "PDF tools present: xelatex, pandoc, poppler-utils, DejaVu fonts"; \
+	elif command -v apt-get >/dev/null; then \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends $(PDF_PACKAGES); \
+	else \
+	  echo "make pdf-tools: the PDF needs XeLaTeX, pandoc, poppler-utils and the DejaVu fonts;" >&2; \
+	  echo "without apt-get, install them with your package manager." >&2; \
+	  echo "Debian names: $(PDF_PACKAGES)" >&2; \
+	  exit 1; \
+	fi
+
 demo: install
 	$(BIN)/python -m vgrad demo
 
