@@ -1,0 +1,181 @@
+"""The ``vgrad`` command: ``vgrad diagnose MODEL.keras DATA.npz`` and ``vgrad demo``.
+
+Reading files and printing happen here; the verdict itself is :func:`vgrad.diagnose`.
+A user error (missing file, unreadable model, data that do not fit) prints one line,
+``vgrad: error: ...``, on stderr and returns 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+import zipfile
+
+import numpy as np
+
+
+class UsageError(Exception):
+    """A problem with the command's input, reported in one line with exit status 2."""
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="vgrad", description="Measure, explain and fix vanishing and exploding gradients."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    diagnose = commands.add_parser(
+        "diagnose", help="diagnose a saved Keras model on a batch of data",
+        description="Print per-layer gradient findings, a verdict (healthy, vanishing, "
+                    "exploding) and advice for a saved Keras model.",
+    )
+    diagnose.add_argument("model", metavar="MODEL.keras", help="model saved with model.save()")
+    diagnose.add_argument("data", metavar="DATA.npz", help="numpy .npz file with arrays x and y")
+    diagnose.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
+                          help="use the first N examples (default: 256)")
+    diagnose.add_argument("--json", action="store_true", help="print the findings as JSON")
+    demo = commands.add_parser(
+        "demo", help="deep sigmoid net next to a ReLU/He net on the digits data",
+        description="Diagnose a deep sigmoid/Glorot MLP and the same MLP with ReLU and He "
+                    "initialisation on the bundled digits data, side by side.",
+    )
+    demo.add_argument("--depth", type=_positive_int, default=20, help="hidden layers (default: 20)")
+    demo.add_argument("--width", type=_positive_int, default=32, help="units per layer (default: 32)")
+    return parser
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+
+
+def load_model(path):
+    """Load a ``.keras`` model with ``safe_mode=True``; raise UsageError if it cannot be."""
+    import keras
+
+    import vgrad  # noqa: F401  (registers vgrad's own serialisable classes, if any)
+
+    if not os.path.isfile(path):
+        raise UsageError(f"model file not found: {path}")
+    try:
+        with warnings.catch_warnings():  # optimizer state is irrelevant to a diagnosis
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # noqa: BLE001  Keras raises many types for a bad file
+        raise UsageError(f"cannot load {path} as a Keras model ({_first_line(error)})") from error
+
+
+def load_data(path, batch_size):
+    """Return the first ``batch_size`` rows of arrays ``x`` and ``y`` from an ``.npz`` file."""
+    if not os.path.isfile(path):
+        raise UsageError(f"data file not found: {path}")
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise UsageError(f"cannot read {path} as a numpy .npz file ({_first_line(error)})") from error
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise UsageError(f"{path} is a single .npy array; expected an .npz with arrays x and y")
+    with data:
+        if not {"x", "y"} <= set(data.files):
+            raise UsageError(f"{path} must hold arrays 'x' and 'y'; it has {sorted(data.files)}")
+        try:
+            x, y = data["x"], data["y"]
+        except (OSError, ValueError, zipfile.BadZipFile) as error:
+            raise UsageError(f"cannot read x and y from {path} ({_first_line(error)})") from error
+    if x.ndim < 1 or y.ndim < 1 or len(x) != len(y) or len(x) == 0:
+        raise UsageError(f"{path}: x and y must hold the same number (>= 1) of examples; "
+                         f"got x {x.shape}, y {y.shape}")
+    return x[:batch_size], y[:batch_size]
+
+
+def compiled_loss(model):
+    """``(loss, description)``: the model's compiled loss, or ``None`` for vgrad's default."""
+    import keras
+
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, str):
+        try:
+            function = keras.losses.get(loss)
+        except ValueError:
+            function = None
+        if callable(function):  # a plain loss function gives one value per example
+
+            def mean_loss(y_true, y_pred):
+                return keras.ops.mean(function(y_true, y_pred))
+
+            return mean_loss, f"{loss} (from the model's compile config)"
+    if isinstance(loss, keras.losses.Loss):
+        return loss, f"{loss.name} (from the model's compile config)"
+    return None, "sparse categorical cross-entropy from logits (vgrad's default)"
+
+
+def _diagnose(args):
+    import tensorflow as tf
+
+    from vgrad.diagnosis import diagnose
+
+    model = load_model(args.model)
+    x, y = load_data(args.data, args.batch_size)
+    loss, loss_text = compiled_loss(model)
+    try:
+        diagnosis = diagnose(model, x, y, loss=loss)
+    except (ValueError, TypeError, tf.errors.OpError) as error:
+        raise UsageError(f"{args.data} does not fit model {model.name!r}: {_first_line(error)}") from error
+    if args.json:
+        header = {"model": args.model, "data": args.data, "num_examples": len(x), "loss_function": loss_text}
+        print(json.dumps({**header, **diagnosis.to_dict()}, indent=2, allow_nan=False))
+    else:
+        print(f"model {model.name!r} from {args.model}; {len(x)} examples from {args.data}; "
+              f"loss: {loss_text}\n")
+        print(diagnosis)
+
+
+def _demo(args):
+    import vgrad
+    from vgrad.diagnosis import diagnose
+    from vgrad.tables import format_number
+
+    (x, y), _ = vgrad.load_digits(seed=0)
+    x, y = x[:256], y[:256]
+    nets = {
+        "sigmoid/Glorot": vgrad.build_mlp(args.depth, args.width, activation="sigmoid", seed=0),
+        "ReLU/He": vgrad.build_mlp(args.depth, args.width, activation="relu",
+                                   kernel_initializer="he_normal", seed=0),
+    }
+    results = {label: diagnose(model, x, y) for label, model in nets.items()}
+    print(f"Back-propagated gradient RMS per hidden layer, {args.depth} x {args.width} MLPs, "
+          f"{len(x)} digits (/last: ratio to the last hidden layer)\n")
+    print(f"{'layer':<9}" + "".join(f"{label + ' rms':>22}{'/last':>10}" for label in results))
+    for records in zip(*(result.layers for result in results.values())):
+        print(f"{records[0].name:<9}" + "".join(
+            f"{format_number(r.backprop_rms):>22}{format_number(r.backprop_ratio, '.1e'):>10}"
+            for r in records))
+    for label, result in results.items():
+        print(f"\n{label}: {result.verdict} -- {result.reason}")
+        print(*(f"  {i}. {text}" for i, text in enumerate(result.advice[:3], 1)), sep="\n")
+
+
+def main(argv=None):
+    """Run the ``vgrad`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return int(exit_.code or 0)
+    try:
+        {"diagnose": _diagnose, "demo": _demo}[args.command](args)
+    except UsageError as error:
+        print(f"vgrad: error: {error}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,116 @@
+"""The vgrad command: in-process through main(argv), plus two real processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import keras
+
+import vgrad
+from vgrad.__main__ import main
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, batch):
+    """Saved models (deep sigmoid, overflowing ReLU), data files good and bad."""
+    folder = tmp_path_factory.mktemp("cli")
+    x, y = batch
+    paths = {name: folder / name for name in (
+        "sigmoid.keras", "overflow.keras", "data.npz", "no_y.npz", "narrow.npz", "bad.keras",
+        "array.npy", "compiled.keras")}
+    vgrad.build_mlp(8, 8, activation="sigmoid", seed=0).save(paths["sigmoid.keras"])
+    compiled = vgrad.build_mlp(2, 8, seed=0)
+    compiled.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    compiled.save(paths["compiled.keras"])
+    huge = keras.initializers.RandomNormal(stddev=1e3)
+    vgrad.build_mlp(12, 16, kernel_initializer=huge, seed=0).save(paths["overflow.keras"])
+    np.savez(paths["data.npz"], x=x, y=y)
+    np.savez(paths["no_y.npz"], x=x)
+    np.savez(paths["narrow.npz"], x=x[:, :10], y=y)
+    np.save(paths["array.npy"], x)
+    paths["bad.keras"].write_text("not a model")
+    paths["missing.keras"] = folder / "missing.keras"
+    return {name: str(path) for name, path in paths.items()}
+
+
+def test_diagnose_prints_table_verdict_and_advice(files, capsys):
+    assert main(["diagnose", files["sigmoid.keras"], files["data.npz"], "--batch-size", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "32 examples" in out and "verdict: vanishing" in out and "ReLU" in out
+    assert len([line for line in out.splitlines() if line.startswith("dense_")]) == 8
+
+
+def test_diagnose_uses_the_compiled_loss(files, capsys):
+    assert main(["diagnose", files["compiled.keras"], files["data.npz"], "--batch-size", "16"]) == 0
+    assert "from the model's compile config" in capsys.readouterr().out
+
+
+def test_json_is_valid_even_when_the_loss_overflows(files, capsys):
+    assert main(["diagnose", files["overflow.keras"], files["data.npz"], "--json"]) == 0
+    reject = lambda constant: pytest.fail(f"bare {constant} in JSON")  # noqa: E731
+    data = json.loads(capsys.readouterr().out, parse_constant=reject)
+    assert data["verdict"] == "exploding" and data["forward_finite"] is False
+    assert data["loss"] == "nan" and data["num_examples"] == 128 and len(data["layers"]) == 12
+
+
+@pytest.mark.parametrize(
+    ("model", "data", "message"),
+    [
+        ("missing.keras", "data.npz", "model file not found"),
+        ("bad.keras", "data.npz", "cannot load"),
+        ("sigmoid.keras", "missing.npz", "data file not found"),
+        ("sigmoid.keras", "no_y.npz", "must hold arrays 'x' and 'y'"),
+        ("sigmoid.keras", "array.npy", "single .npy array"),
+        ("sigmoid.keras", "narrow.npz", "expects (64,)"),
+    ],
+)
+def test_user_errors_exit_2_with_one_line(files, capsys, model, data, message):
+    model_path = files.get(model, model)
+    data_path = files.get(data, os.path.join(os.path.dirname(files["data.npz"]), data))
+    assert main(["diagnose", model_path, data_path]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1
+    assert captured.err.startswith("vgrad: error: ") and message in captured.err
+
+
+def test_argument_errors_and_help(capsys):
+    assert main(["diagnose", "m.keras", "d.npz", "--batch-size", "0"]) == 2
+    assert "must be a positive integer" in capsys.readouterr().err
+    assert main([]) == 2
+    assert main(["--help"]) == 0
+    assert "diagnose" in capsys.readouterr().out
+
+
+def test_demo_shows_both_nets_side_by_side(capsys):
+    assert main(["demo", "--depth", "6", "--width", "8"]) == 0
+    out = capsys.readouterr().out
+    assert "sigmoid/Glorot rms" in out and "ReLU/He rms" in out
+    assert "sigmoid/Glorot: vanishing" in out and "ReLU/He: healthy" in out
+
+
+def run(command):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_python_dash_m_vgrad(files):
+    result = run([sys.executable, "-m", "vgrad", "diagnose", files["sigmoid.keras"],
+                  files["data.npz"], "--json"])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["verdict"] == "vanishing"
+
+
+@pytest.mark.slow
+def test_console_script_reports_error_without_traceback(files):
+    script = Path(sys.executable).with_name("vgrad")
+    if not script.exists():
+        pytest.skip("console script not installed (pip install -e .)")
+    result = run([str(script), "diagnose", files["missing.keras"], files["data.npz"]])
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("vgrad: error: model file not found")
