@@ -10,9 +10,16 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 from vgrad.data import load_digits
 from vgrad.diagnosis import Diagnosis, diagnose
 from vgrad.models import build_mlp
+from vgrad.phase import PHASE_CONFIGS, DepthSweep, depth_sweep
 from vgrad.probes import backprop_norms, gradient_norms
 from vgrad.stats import ActivationStats, activation_stats
 from vgrad.tables import LayerDict
+from vgrad.theory import (
+    StandardUniform,
+    backprop_gain,
+    initializer_variance,
+    predicted_backprop_norms,
+)
 from vgrad import plots  # so that vgrad.plots.plot_* works after `import vgrad`
 
 __all__ = [
@@ -26,4 +33,12 @@ __all__ = [
     "gradient_norms",
     "load_digits",
     "plots",
+    # theory next to measurement
+    "DepthSweep",
+    "PHASE_CONFIGS",
+    "StandardUniform",
+    "backprop_gain",
+    "depth_sweep",
+    "initializer_variance",
+    "predicted_backprop_norms",
 ]
