@@ -203,7 +203,7 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
     ``(x, y)`` in training mode (see :func:`measured_ratio`) and sets it next to
     :func:`vgrad.predicted_backprop_norms`. Building the nets takes most of the time:
     the default sweep (7 configurations, depths 5 to 50, width 64, 256 digits) takes
-    about 35 s on two busy CPU cores.
+    about 8 s on two idle CPU cores, 35 s when other jobs share them.
 
     Parameters
     ----------
