@@ -140,3 +140,27 @@ def test_new_figure_when_no_axes_given():
     axes = plots.plot_time_gradients(np.ones(3))
     assert axes.figure.get_figwidth() <= 7
     plt.close(axes.figure)
+
+
+def test_activation_derivatives_plot():
+    import vgrad
+
+    z = np.linspace(-4, 4, 81)
+    slopes = vgrad.activation_derivatives(["sigmoid", "tanh"], z)
+    fig, ax = plt.subplots()
+    assert vgrad.plots.plot_activation_derivatives(z, slopes, ax=ax) is ax
+    assert len(ax.get_lines()) == 3 and ax.get_title()
+    with pytest.raises(ValueError, match="points"):
+        vgrad.plots.plot_activation_derivatives(z[:10], slopes, ax=ax)
+    plt.close(fig)
+
+
+def test_jacobian_products_plot():
+    import vgrad
+
+    norms = {"a": [1.0, 0.1, 0.01], "b": [1.0, np.inf, np.nan]}
+    fig, ax = plt.subplots()
+    assert vgrad.plots.plot_jacobian_products(norms, ax=ax) is ax
+    assert ax.get_yscale() == "log" and ax.get_title()
+    assert any(line.get_label() == "inf or nan" for line in ax.get_lines())
+    plt.close(fig)

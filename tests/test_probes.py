@@ -180,3 +180,25 @@ def test_bit_identical_in_fresh_processes():
     first, second = (json.loads(run.stdout.strip().splitlines()[-1]) for run in runs)
     assert first == second
     assert len(first[0]) == 7 and all(value > 0 for value in first[0].values())
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.hidden = keras.layers.Dense(8, activation="tanh")
+        self.out = keras.layers.Dense(10)
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_subclassed_model_kernel_norms_work_but_taps_are_refused(batch):
+    x, y = batch
+    model = Subclassed()
+    model(x[:1])
+    norms = vgrad.gradient_norms(model, x, y)
+    assert len(norms) == 2 and all(value > 0 for value in norms.values())
+    with pytest.raises(ValueError, match="subclassed"):
+        vgrad.backprop_norms(model, x, y)
+    with pytest.raises(ValueError, match="subclassed"):
+        vgrad.activation_stats(model, x)

@@ -94,6 +94,18 @@ class _Tapper:
         return run
 
 
+def check_replayable(model):
+    """Raise ``ValueError`` unless ``model``'s graph can be replayed layer by layer."""
+    replayable = isinstance(model, keras.Sequential) or (
+        hasattr(model, "_run_through_graph") and getattr(model, "_nodes_by_depth", None)
+    )
+    if not replayable or not getattr(model, "inputs", None):
+        raise ValueError(
+            f"model {model.name!r} is subclassed (or not built); per-layer activations need a "
+            "built Sequential or functional keras.Model"
+        )
+
+
 def tapped_forward(model, x, training=True):
     """Run ``model`` on ``x`` and return ``(outputs, Taps)``.
 
@@ -106,17 +118,13 @@ def tapped_forward(model, x, training=True):
     ValueError
         For subclassed models, whose graph cannot be replayed.
     """
+    check_replayable(model)
     tapper = _Tapper(training)
     if isinstance(model, keras.Sequential):
         outputs = x
         for layer in model.layers:
             outputs = tapper.wrap(layer)(outputs)
-    elif hasattr(model, "_run_through_graph") and getattr(model, "_nodes_by_depth", None):
+    else:
         outputs = model._run_through_graph(x, operation_fn=tapper.wrap)
         outputs = outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
-    else:
-        raise ValueError(
-            f"model {model.name!r} is subclassed; per-layer activations need a Sequential "
-            "or functional keras.Model"
-        )
     return outputs, tapper.taps

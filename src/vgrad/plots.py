@@ -418,3 +418,60 @@ def plot_phase_diagram(sweep, *, ax=None, title=None):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _finish(ax, title or "Gradient ratio (first / last hidden layer) vs depth",
                    "depth (hidden layers)", "first / last gradient ratio")
+
+
+def plot_activation_derivatives(z, derivatives, *, ax=None, title=None):
+    """Derivatives of activation functions against their input, with the sigmoid's 1/4 ceiling.
+
+    Parameters
+    ----------
+    z : (num_points,) array_like
+        Pre-activation values.
+    derivatives : dict {name: (num_points,) array_like}
+        As :func:`vgrad.activation_derivatives` returns.
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    z = _floats(z, "z")
+    if not isinstance(derivatives, Mapping) or not derivatives:
+        raise TypeError("derivatives must be a non-empty dict {name: array of phi'(z)}")
+    ax = _axes(ax)
+    for index, (name, values) in enumerate(derivatives.items()):
+        values = _floats(values, f"derivatives[{name!r}]")
+        if values.shape != z.shape:
+            raise ValueError(f"derivatives[{name!r}] has {values.size} values for {z.size} points z")
+        ax.plot(z, values, color=f"C{index}", label=f"{name}'(z)")
+    ax.axhline(0.25, color="0.3", ls=":", lw=1, label="1/4")
+    ax.set_ylim(-0.05, 1.1)
+    return _finish(ax, title or "Derivatives of activation functions", "pre-activation z", r"$\phi'(z)$")
+
+
+def plot_jacobian_products(norms, *, ax=None, title=None):
+    """Norm of a product of layer Jacobians against the number of layers (log y).
+
+    Parameters
+    ----------
+    norms : dict {label: (depth,) array_like}
+        As :func:`vgrad.jacobian_product_norms` returns, entry ``l - 1`` for ``l`` layers.
+    ax : matplotlib.axes.Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if not isinstance(norms, Mapping) or not norms:
+        raise TypeError("norms must be a non-empty dict {label: 1-D array}")
+    ax = _axes(ax)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="0.3", ls=":", lw=1, label="_one")
+    for index, (label, values) in enumerate(norms.items()):
+        values = _floats(values, f"norms[{label!r}]")
+        _plot_log(ax, np.arange(1, values.size + 1), values, color=f"C{index}", label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    return _finish(ax, title or "Products of layer Jacobians", "number of layers l",
+                   r"$\|J_l \cdots J_1\|_2$")

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from vgrad._batch import check_batch, default_loss, kernel_layers
 from vgrad._cache import cached, compile_probe
-from vgrad._forward import tapped_forward
+from vgrad._forward import check_replayable, tapped_forward
 from vgrad.tables import LayerDict
 
 
@@ -68,6 +68,7 @@ def _kernel_probe(model, loss_fn, training):
 
 
 def _backprop_probe(model, loss_fn, training):
+    check_replayable(model)
     probe_input = tf.zeros((1, *model.inputs[0].shape[1:]), dtype=tf.float32)
     _, taps = tapped_forward(model, probe_input, training=False)
     names = list(taps.pre_activations)

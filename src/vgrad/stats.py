@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from vgrad._batch import check_features
 from vgrad._cache import cached, compile_probe
-from vgrad._forward import tapped_forward
+from vgrad._forward import check_replayable, tapped_forward
 from vgrad.probes import restoring_state
 from vgrad.tables import LayerDict, format_number
 
@@ -81,6 +81,7 @@ def _layer_statistics(activations, function):
 
 
 def _stats_probe(model, training):
+    check_replayable(model)
     save, restore = restoring_state(model)
     probe_input = tf.zeros((1, *model.inputs[0].shape[1:]), dtype=tf.float32)
     _, taps = tapped_forward(model, probe_input, training=False)
