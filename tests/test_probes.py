@@ -88,10 +88,15 @@ def test_deep_sigmoid_vanishes_while_relu_he_does_not(digits):
 
 def test_exploding_gradients_are_returned_not_raised(batch):
     x, y = batch
-    init = keras.initializers.RandomNormal(stddev=50.0, seed=0)
-    model = vgrad.build_mlp(12, 32, activation="relu", kernel_initializer=init)
-    norms = vgrad.gradient_norms(model, x, y)
-    assert not all(np.isfinite(list(norms.values())))
+    large = keras.initializers.RandomNormal(stddev=50.0, seed=0)
+    norms = vgrad.gradient_norms(vgrad.build_mlp(12, 32, activation="relu", kernel_initializer=large), x, y)
+    # Huge but representable: the norm does not overflow although the squares would.
+    assert all(1e20 < value < np.inf for value in norms.values())
+    overflowing = keras.initializers.RandomNormal(stddev=1e3, seed=0)
+    model = vgrad.build_mlp(12, 32, activation="relu", kernel_initializer=overflowing)
+    assert not all(np.isfinite(list(vgrad.gradient_norms(model, x, y).values())))
+    # The forward pass overflowed to nan, so ReLU masks every dL/dz to zero: no raise either.
+    assert len(vgrad.backprop_norms(model, x, y)) == 12
 
 
 def test_repeated_calls_do_not_retrace(batch, tiny_mlp):
@@ -202,3 +207,37 @@ def test_subclassed_model_kernel_norms_work_but_taps_are_refused(batch):
         vgrad.backprop_norms(model, x, y)
     with pytest.raises(ValueError, match="subclassed"):
         vgrad.activation_stats(model, x)
+
+
+def test_norms_of_tiny_and_huge_gradients_neither_underflow_nor_overflow():
+    from vgrad.probes import scaled_norm
+
+    tiny = tf.fill([1000], 1e-30)
+    huge = tf.fill([1000], 1e30)
+    assert float(scaled_norm(tiny)) == pytest.approx(1e-30 * np.sqrt(1000), rel=1e-5)
+    assert float(scaled_norm(huge, mean=True)) == pytest.approx(1e30, rel=1e-5)
+    assert float(scaled_norm(tf.zeros([3]))) == 0.0
+    assert np.isinf(float(scaled_norm(tf.constant([1.0, np.inf]))))
+    assert np.isnan(float(scaled_norm(tf.constant([1.0, np.nan]))))
+    assert np.isnan(float(scaled_norm(tf.constant([np.nan, np.inf]))))
+
+
+def test_deep_sigmoid_gradient_is_measured_not_zero(batch):
+    x, y = batch
+    model = vgrad.build_mlp(40, 32, activation="sigmoid", seed=0)
+    norms = vgrad.backprop_norms(model, x, y)
+    assert 0 < norms["dense_1"] < 1e-19
+
+
+def test_probed_models_can_be_freed(batch):
+    import gc
+    import weakref
+
+    model = vgrad.build_mlp(2, 4, seed=0)
+    vgrad.gradient_norms(model, *batch)
+    vgrad.backprop_norms(model, *batch)
+    vgrad.activation_stats(model, batch[0])
+    reference = weakref.ref(model)
+    del model
+    gc.collect()
+    assert reference() is None

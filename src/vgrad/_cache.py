@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import weakref
-
-_CACHE = weakref.WeakKeyDictionary()
+_ATTRIBUTE = "_vgrad_compiled"
 
 
 def cached(model, key, build):
-    """Return ``build()`` for ``(model, key)``, building it on the first call only."""
-    per_model = _CACHE.setdefault(model, {})
+    """Return ``build()`` for ``(model, key)``, building it on the first call only.
+
+    The functions live on the model itself (outside Keras's attribute tracking), so
+    they are freed with it; a global weak-keyed cache would keep every model alive,
+    since each compiled function refers back to its model.
+    """
+    per_model = model.__dict__.get(_ATTRIBUTE)
+    if per_model is None:
+        per_model = {}
+        object.__setattr__(model, _ATTRIBUTE, per_model)
     if key not in per_model:
         per_model[key] = build()
     return per_model[key]

@@ -48,6 +48,24 @@ def restoring_state(model):
     return save, restore
 
 
+def scaled_norm(tensor, mean=False):
+    """L2 norm (or root-mean-square, ``mean=True``) without float32 under- or overflow.
+
+    Squaring float32 values below about 1e-19 gives 0 and above about 2e19 gives
+    ``inf``, while the gradients of deep sigmoid nets reach 1e-31; dividing by the
+    largest magnitude first keeps every square in range. ``inf`` and ``nan`` pass
+    through as such.
+    """
+    values = tf.reshape(tensor, [-1])
+    largest = tf.reduce_max(tf.abs(values))  # ignores nan, so nan is checked apart
+    usable = tf.math.is_finite(largest) & (largest > 0)
+    scale = tf.where(usable, largest, tf.ones_like(largest))
+    reduce = tf.reduce_mean if mean else tf.reduce_sum
+    norm = scale * tf.sqrt(reduce(tf.square(values / scale)))
+    norm = tf.where(tf.math.is_inf(largest), largest, norm)
+    return tf.where(tf.reduce_any(tf.math.is_nan(values)), tf.constant(float("nan"), norm.dtype), norm)
+
+
 def _kernel_probe(model, loss_fn, training):
     layers = kernel_layers(model)
     if not layers:
@@ -62,7 +80,7 @@ def _kernel_probe(model, loss_fn, training):
             loss = loss_fn(y, model(x, training=training))
         gradients = tape.gradient(loss, kernels, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         restore(saved)
-        return tf.stack([tf.norm(gradient) for gradient in gradients])
+        return tf.stack([scaled_norm(gradient) for gradient in gradients])
 
     return names, compile_probe(fn)
 
@@ -87,7 +105,7 @@ def _backprop_probe(model, loss_fn, training):
         pre_activations = [taps.pre_activations[name] for name in names]
         gradients = tape.gradient(loss, pre_activations)
         restore(saved)
-        return tf.stack([tf.sqrt(tf.reduce_mean(tf.square(g))) for g in gradients])
+        return tf.stack([scaled_norm(g, mean=True) for g in gradients])
 
     return names, compile_probe(fn)
 
