@@ -72,6 +72,21 @@ def _headings(nb):
     return headings
 
 
+def _numbered_headings(nb):
+    """``(number, parts)`` of each H2 and H3 as the PDF numbers them: ``"2"``, ``"2.1"``;
+    ``""`` for References, which is unnumbered."""
+    section = subsection = 0
+    for level, parts in _headings(nb):
+        if level == 2 and "".join(part or "" for part in parts).strip() == "References":
+            yield "", parts
+        elif level == 2:
+            section, subsection = section + 1, 0
+            yield str(section), parts
+        elif level == 3:
+            subsection += 1
+            yield f"{section}.{subsection}", parts
+
+
 def _printed_outputs(nb):
     """The text of every output the PDF prints as text."""
     for cell in nb.cells:
@@ -114,32 +129,15 @@ def test_committed_pdf_records_the_committed_notebook():
         f"{actual}: run `make pdf` and commit the PDF with the notebook.")
 
 
-def test_section_numbers_follow_the_convention(notebook):
-    """One H1, the title, first; H2 sections ``## 1. Introduction``, ``## 2. Setup``...; H3
-    ``### 2.1 Seeds`` under them; unnumbered H2s (``## References``) only at the end.
-    LaTeX adds no numbers (secnumdepth 0): these are the PDF's section numbers."""
-    headings = [(level, "".join(part or "$" for part in parts))
-                for level, parts in _headings(notebook)]
-    levels = [level for level, _ in headings]
+def test_headings_follow_the_convention(notebook):
+    """The first markdown cell opens with the only H1, the title (the PDF drops it and prints
+    the metadata title); ``##`` and ``###`` headings type no numbers: LaTeX adds them."""
     first = next(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
-    assert first.startswith("# ") and levels.count(1) == 1, (
-        "the first markdown cell must start with the only H1, the title (the PDF drops it and "
-        "prints the metadata title instead)")
-    section = subsection = 0
-    closing = False
-    for level, title in headings[1:]:
-        number = re.match(r"(\d+)\.(\d+)?\s", title)  # "3. Title" or "3.1 Title"
-        if level == 2 and number and not number.group(2):
-            assert not closing, f"numbered section {title!r} after an unnumbered one"
-            section, subsection = section + 1, 0
-            assert int(number.group(1)) == section, f"{title!r} should be section {section}"
-        elif level == 2:
-            assert not number, f"write {title!r} as '## {section + 1}. Title'"
-            closing = True
-        elif level == 3 and not closing:
-            subsection += 1
-            expected = f"{section}.{subsection} "
-            assert title.startswith(expected), f"{title!r} should start with {expected!r}"
+    levels = [level for level, _ in _headings(notebook)]
+    assert first.startswith("# ") and levels.count(1) == 1, "one H1, the title, opens the notebook"
+    titles = ["".join(part or "$" for part in parts) for _, parts in _numbered_headings(notebook)]
+    typed = [title for title in titles if re.match(r"\d+(\.\d+)*\.?\s", title)]
+    assert not typed, f"LaTeX numbers the sections; drop the typed numbers from {typed}"
 
 
 @slow
@@ -152,21 +150,24 @@ def test_title_page_has_title_version_date_and_contents(notebook, rendered):
 
 
 @slow
-def test_every_heading_is_in_the_contents_and_the_text(notebook, text):
+def test_every_heading_is_numbered_in_the_contents_and_the_text(notebook, text):
     printed = _normalize(text)
     dehyphenated = _normalize(re.sub(r"-\n", "", text))
     missing = []
-    for level, parts in _headings(notebook):
-        if level not in (2, 3):  # the title is set by \maketitle; H4 is not in the contents
-            continue
-        # Math prints as math: match the text around it and allow anything short for it.
-        # pandoc prints --- and -- as dashes.
-        texts = [part.replace("---", "—").replace("--", "–") for part in parts if part]
-        pattern = ".{1,60}?".join(re.escape(_normalize(text)) for text in texts if text.strip())
+    for number, parts in _numbered_headings(notebook):
+        # Math prints as math: match the text around it, with a short gap for the math.
+        pattern, gap = re.escape(number), ""
+        for part in parts:
+            if part is None:
+                gap = ".{1,60}?"
+            elif _normalize(part):
+                as_printed = part.replace("---", "—").replace("--", "–")  # as pandoc prints
+                pattern += gap + re.escape(_normalize(as_printed))
+                gap = ""
         found = max(len(re.findall(pattern, printed)), len(re.findall(pattern, dehyphenated)))
         if found < 2:
-            missing.append((level, "".join(part or "$…$" for part in parts), found))
-    assert not missing, f"headings not printed twice (contents and text): {missing}"
+            missing.append(f"{number} {''.join(part or '$…$' for part in parts)} ({found}×)")
+    assert not missing, f"headings not printed in both the contents and the text: {missing}"
 
 
 @slow
@@ -230,12 +231,12 @@ def test_tags_badge_and_fallback_font(tmp_path):
     Greek in prose printed (in DejaVu Serif)."""
     badge = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
              "(https://colab.research.google.com/)")
-    markdown = f"# Tiny title\n\n{badge}\n\n## 1. Greek σ ∂ → in prose\n"
+    markdown = f"# Tiny title\n\n{badge}\n\n## Greek σ ∂ → in prose\n"
     path = tmp_path / "tiny.ipynb"
     nbformat.write(_tiny_notebook(markdown, "SHOWN-OUTPUT σ ≤ ×"), path)
     pdf = build_pdf.render_pdf(path, tmp_path / "tiny.pdf")
     printed = _normalize(_poppler("pdftotext", str(pdf), "-"))
-    shown = ("Open In Colab", "1. Greek σ ∂ → in prose", "SHOWN-OUTPUT σ ≤ ×", "shown_input")
+    shown = ("Open In Colab", "1 Greek σ ∂ → in prose", "SHOWN-OUTPUT σ ≤ ×", "shown_in")
     hidden = ("Tiny title", "hidden_cell", "HIDDEN-CELL-OUTPUT", "hidden_input", "HIDDEN-OUTPUT")
     assert [text for text in shown if _normalize(text) not in printed] == []
     assert [text for text in hidden if _normalize(text) in printed] == []
@@ -244,7 +245,7 @@ def test_tags_badge_and_fallback_font(tmp_path):
 @slow
 def test_a_character_no_font_has_stops_the_build(tmp_path):
     path = tmp_path / "tiny.ipynb"
-    nbformat.write(_tiny_notebook("## 1. Kanji 漢 in prose\n", "and 字 in output"), path)
+    nbformat.write(_tiny_notebook("## Kanji 漢 in prose\n", "and 字 in output"), path)
     with pytest.raises(build_pdf.BuildError, match="Missing character") as error:
         build_pdf.render_pdf(path, tmp_path / "tiny.pdf")
     assert "漢" in str(error.value) and "字" in str(error.value)

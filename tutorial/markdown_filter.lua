@@ -47,3 +47,11 @@ function Str(str)
   flush()
   return pieces
 end
+
+-- LaTeX numbers the sections; the references close the document unnumbered, as in a paper.
+function Header(header)
+  if pandoc.utils.stringify(header.content) == "References" then
+    header.classes:insert("unnumbered")
+    return header
+  end
+end
