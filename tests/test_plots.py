@@ -21,9 +21,10 @@ def ax():
 
 
 def data_lines(axes, style="-"):
-    """Labelled lines of one style (the measured or predicted curves, not the markers)."""
+    """Data lines of one style (measured or predicted curves; not markers or reference lines)."""
     return [line for line in axes.get_lines()
-            if line.get_linestyle() == style and not line.get_label().startswith("_")]
+            if line.get_linestyle() == style and not line.get_label().startswith("_ref")
+            and line.get_label() not in ("inf or nan", "zero")]
 
 
 def legend_texts(axes):
@@ -73,7 +74,7 @@ def test_training_curves_log_scale_dashed_validation_and_nan(ax):
     assert plots.plot_training_curves(histories, ax=ax) is ax
     assert ax.get_yscale() == "log" and ax.get_xlabel() == "epoch" and ax.get_title()
     assert len(data_lines(ax)) == 2 and len(data_lines(ax, "--")) == 1
-    assert "inf or nan" in legend_texts(ax)
+    assert legend_texts(ax) == ["fixed", "broken", "training", "validation", "inf or nan"]
     with pytest.raises(ValueError, match="accepted: 'loss'"):
         plots.plot_training_curves({"run": {"loss": [1.0]}}, metric="accuracy", ax=ax)
 
@@ -131,6 +132,8 @@ def test_phase_diagram(ax):
     assert plots.plot_phase_diagram(sweep, ax=ax) is ax
     assert ax.get_yscale() == "log" and len(data_lines(ax)) == 2 and len(data_lines(ax, "--")) == 2
     assert any(text.startswith("trainable") for text in legend_texts(ax))
+    # one legend entry per configuration and per line style, not one per line
+    assert legend_texts(ax)[:4] == ["sigmoid", "relu", "measured", "predicted"]
     sweep.predicted = sweep.predicted[:1]
     with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
         plots.plot_phase_diagram(sweep, ax=ax)

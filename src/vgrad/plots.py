@@ -64,6 +64,26 @@ def _finish(ax, title, xlabel, ylabel, legend=True):
     return ax
 
 
+def _compact_legend(ax, labels, styles, **placement):
+    """One legend entry per configuration (its colour) and one per line style.
+
+    ``labels``: configuration names drawn in colours ``C0, C1, ...``; ``styles``:
+    {name: Line2D keyword arguments}, e.g. ``{"measured": {"ls": "-"}}``. Entries named
+    ``None`` are skipped. Keeps legends short when every configuration has several lines.
+    """
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=f"C{index}", label=label)
+               for index, label in enumerate(labels) if label is not None]
+    handles += [Line2D([], [], color="0.3", label=name, **style) for name, style in styles.items()]
+    handles += [line for line in ax.get_lines()
+                if line.get_label() in ("inf or nan", "zero") and line.get_label() not in
+                [h.get_label() for h in handles]]
+    handles += [patch for patch in ax.patches if not patch.get_label().startswith("_")]
+    ax.legend(handles=handles, fontsize="small", **placement)
+    return ax
+
+
 def _configurations(norms, name):
     """{label: {layer: float}} from one LayerDict/dict or a dict of them."""
     if not isinstance(norms, Mapping) or not norms:
@@ -186,8 +206,7 @@ def plot_training_curves(histories, *, metric="loss", ax=None, title=None):
         for key, style in ((metric, "-"), ("val_" + metric, "--")):
             if key in values:
                 y = _floats(values[key], f"histories[{label!r}][{key!r}]")
-                name = " ".join(filter(None, (label, "validation" if style == "--" else "training")))
-                curves.append((np.arange(1, len(y) + 1), y, dict(color=f"C{index}", ls=style, label=name)))
+                curves.append((np.arange(1, len(y) + 1), y, dict(color=f"C{index}", ls=style, label="_curve")))
     positive = np.concatenate([y[np.isfinite(y) & (y > 0)] for _, y, _ in curves])
     log = positive.size > 0 and positive.max() > 100 * positive.min() and all(
         np.all(y[np.isfinite(y)] >= 0) for _, y, _ in curves)
@@ -203,7 +222,11 @@ def plot_training_curves(histories, *, metric="loss", ax=None, title=None):
                 ax.plot(x[~good], np.full((~good).sum(), 0.97), ls="none", marker="x", color="red",
                         transform=ax.get_xaxis_transform(), clip_on=False, label="inf or nan")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _finish(ax, title or f"Training curves: {metric}", "epoch", metric)
+    _finish(ax, title or f"Training curves: {metric}", "epoch", metric, legend=False)
+    styles = {"training": {"ls": "-"}}
+    if any(c[2]["ls"] == "--" for c in curves):
+        styles["validation"] = {"ls": "--"}
+    return _compact_legend(ax, list(histories), styles)
 
 
 def plot_activation_histograms(model, x, *, layers=None, bins=50, ax=None):
@@ -412,12 +435,15 @@ def plot_phase_diagram(sweep, *, ax=None, title=None):
     ax.axhline(1.0, color="tab:green", ls=":", lw=1, label="_unit ratio")
     for index, label in enumerate(labels):
         _plot_log(ax, depths, arrays["measured"][index], color=f"C{index}", marker="o", ms=4,
-                  label=f"{label} measured")
+                  label="_measured")
         _plot_log(ax, depths, arrays["predicted"][index], color=f"C{index}", ls="--",
-                  label=f"{label} predicted")
+                  label="_predicted")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    return _finish(ax, title or "Gradient ratio (first / last hidden layer) vs depth",
-                   "depth (hidden layers)", "first / last gradient ratio")
+    _finish(ax, title or "Gradient ratio (first / last hidden layer) vs depth",
+            "depth (hidden layers)", "first / last gradient ratio", legend=False)
+    styles = {"measured": {"ls": "-", "marker": "o", "ms": 4}, "predicted": {"ls": "--"}}
+    return _compact_legend(ax, labels, styles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                           borderaxespad=0.0)
 
 
 def plot_activation_derivatives(z, derivatives, *, ax=None, title=None):
