@@ -12,6 +12,8 @@ from vgrad.diagnosis import Diagnosis, diagnose
 from vgrad.models import build_mlp
 from vgrad.phase import PHASE_CONFIGS, DepthSweep, depth_sweep
 from vgrad.probes import backprop_norms, gradient_norms
+from vgrad.rnn import build_rnn, largest_singular_value, time_gradient_norms
+from vgrad.sequences import memory_task
 from vgrad.stats import ActivationStats, activation_stats
 from vgrad.tables import LayerDict
 from vgrad.theory import (
@@ -32,6 +34,11 @@ __all__ = [
     "diagnose",
     "gradient_norms",
     "load_digits",
+    # recurrent networks
+    "build_rnn",
+    "largest_singular_value",
+    "memory_task",
+    "time_gradient_norms",
     "plots",
     # theory next to measurement
     "DepthSweep",
