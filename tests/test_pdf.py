@@ -21,8 +21,9 @@ _spec = importlib.util.spec_from_file_location("build_pdf", ROOT / "tutorial" / 
 build_pdf = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(build_pdf)
 
-# Pages the rendered tutorial may have; outside it, a figure or an output has gone wrong.
-PAGE_RANGE = (20, 60)
+# Pages the rendered tutorial may have (20 when this was set, with ten figures): fewer means
+# lost outputs or figures, more means an output or a figure ran away.
+PAGE_RANGE = (15, 40)
 POINTS_PER_CM = 72 / 2.54
 # A 100-dpi figure shown at up to 150 pixels per inch keeps at least 2/3 of its size,
 # so its 10-point labels print at 6.7 points or more.
@@ -116,7 +117,8 @@ def rendered(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def text(rendered):
-    return _poppler("pdftotext", "-enc", "UTF-8", str(rendered), "-")
+    """The PDF's text, line by line as printed (-layout keeps a heading's number with it)."""
+    return _poppler("pdftotext", "-layout", "-enc", "UTF-8", str(rendered), "-")
 
 
 def test_committed_pdf_records_the_committed_notebook():
