@@ -51,8 +51,8 @@ ADVICE = {
     "he": "Initialise kernels with He initialisation (kernel_initializer='he_normal'), which "
           "keeps activation and gradient variance constant across ReLU layers (He et al. 2015).",
     "batch_norm": "Add BatchNormalization before each activation (build_mlp(..., "
-                  "batch_norm=True)) to keep pre-activations out of the flat tails "
-                  "(Ioffe & Szegedy 2015).",
+                  "batch_norm=True)): it rescales every layer's pre-activations to unit "
+                  "variance, away from flat tails and runaway scales (Ioffe & Szegedy 2015).",
     "residual": "Add residual connections (build_mlp(..., residual=True)): the identity path "
                 "carries the gradient around every layer (He et al. 2016).",
     "leaky": "Dead ReLU units pass no gradient: use He initialisation, leaky ReLU or ELU "
