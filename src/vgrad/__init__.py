@@ -10,6 +10,7 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 from vgrad.data import load_digits
 from vgrad.diagnosis import Diagnosis, diagnose
 from vgrad.models import build_mlp
+from vgrad.monitor import GradientMonitor
 from vgrad.phase import PHASE_CONFIGS, DepthSweep, depth_sweep
 from vgrad.probes import backprop_norms, gradient_norms
 from vgrad.rnn import build_rnn, largest_singular_value, time_gradient_norms
@@ -27,6 +28,7 @@ from vgrad import plots  # so that vgrad.plots.plot_* works after `import vgrad`
 __all__ = [
     "ActivationStats",
     "Diagnosis",
+    "GradientMonitor",
     "LayerDict",
     "activation_stats",
     "backprop_norms",
