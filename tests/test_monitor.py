@@ -227,6 +227,19 @@ def test_model_is_left_as_it_was_found(batch, tmp_path):
     np.testing.assert_allclose(restored.predict(x[:4], verbose=0), model.predict(x[:4], verbose=0))
 
 
+@pytest.mark.parametrize("every", [1, 3])
+def test_monitored_training_is_bit_identical_to_unmonitored(every, batch):
+    x, y = batch
+    weights = []
+    for callbacks in ([], [vgrad.GradientMonitor(every=every)]):
+        keras.utils.set_random_seed(1)
+        model = compiled(vgrad.build_mlp(2, 8, batch_norm=True, seed=0), keras.optimizers.Adam(0.01))
+        model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=callbacks)
+        weights.append(model.get_weights())
+    for unmonitored, monitored in zip(*weights):
+        np.testing.assert_array_equal(monitored, unmonitored)
+
+
 def test_repr_prints_one_line_per_variable(batch):
     x, y = batch
     model = compiled(vgrad.build_mlp(1, 4, seed=0))

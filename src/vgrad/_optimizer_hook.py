@@ -49,6 +49,55 @@ def updates_through_assign(optimizer, variables):
     )
 
 
+def check_optimizer(optimizer, own_hook=None):
+    """Raise unless a hook can wrap ``optimizer`` (``own_hook`` may already wrap it)."""
+    if not isinstance(optimizer, keras.optimizers.Optimizer):
+        raise TypeError("GradientMonitor needs a model compiled with a "
+                        f"keras.optimizers.Optimizer, got {type(optimizer).__name__}")
+    if optimizer.gradient_accumulation_steps:
+        raise ValueError("GradientMonitor does not support gradient_accumulation_steps="
+                         f"{optimizer.gradient_accumulation_steps}; use an optimizer without it")
+    wrapper = vars(optimizer).get("apply")
+    if wrapper is not None and getattr(wrapper, "__self__", None) is not own_hook:
+        raise ValueError(
+            "the model's optimizer is already watched by another GradientMonitor; pass one "
+            "GradientMonitor per fit (after an interrupted fit, call the other monitor's "
+            "on_train_end() to detach it)"
+        )
+
+
+def decode_rows(rows, hook):
+    """Turn buffer ``rows`` into ``{name: array}`` records, or None when there are none.
+
+    Arrays: ``steps``, ``global_norm``, ``clipped``, ``nonfinite`` of shape
+    ``(num_records,)`` and ``gradient``, ``weight``, ``ratio`` of shape
+    ``(num_records, num_variables)``.
+    """
+    if not len(rows):
+        return None
+    half_squares = rows[:, NUM_FIXED:].reshape(len(rows), 3, hook.num_variables)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        gradient, weight, update = np.sqrt(2.0 * half_squares).transpose(1, 0, 2)
+        global_norm = np.sqrt(np.sum(np.square(gradient), axis=1))
+        ratio = update / weight
+    # Summed in float32 as in the graph: squares beyond float32 count as non-finite.
+    summed = np.sum(half_squares[:, 0].astype(np.float32), axis=1, dtype=np.float32)
+    optimizer = hook.optimizer
+    if optimizer.clipnorm and optimizer.clipnorm > 0:
+        clipped = np.any(gradient > optimizer.clipnorm, axis=1)
+    elif optimizer.global_clipnorm and optimizer.global_clipnorm > 0:
+        clipped = global_norm > optimizer.global_clipnorm
+    elif optimizer.clipvalue and optimizer.clipvalue > 0:
+        clipped = rows[:, MAX_ABS] > optimizer.clipvalue
+    else:
+        clipped = np.zeros(len(rows), bool)
+    return {
+        "steps": rows[:, STEP].astype(np.int64), "global_norm": global_norm,
+        "clipped": clipped, "nonfinite": ~np.isfinite(summed),
+        "gradient": gradient, "weight": weight, "ratio": ratio,
+    }
+
+
 def _dense(tensor):
     """A dense tensor with the norm of ``tensor`` (repeated IndexedSlices rows summed)."""
     if isinstance(tensor, tf.IndexedSlices):
@@ -117,7 +166,7 @@ class OptimizerHook:
     """
 
     def __init__(
-        self, optimizer, variables, every, capacity, *, track_max=False, track_nonfinite=False,
+        self, optimizer, variables, every, capacity, *, track_nonfinite=False,
         histograms=None, jit_compile=False,
     ):
         self.optimizer = optimizer
@@ -125,7 +174,7 @@ class OptimizerHook:
         self.num_variables = len(self.variables)
         self.every = every
         self.capacity = capacity
-        self.track_max = track_max
+        self.track_max = bool(optimizer.clipvalue)  # only clipvalue needs max |g|
         self.track_nonfinite = track_nonfinite
         self.histograms = histograms  # (summary writer, names) or None
         self.jit_compile = jit_compile
@@ -138,6 +187,13 @@ class OptimizerHook:
         self.drained = 0
         self.armed = True
         self._original_apply = None
+
+    def matches(self, optimizer, every, jit_compile, variables):
+        """Whether this hook records ``variables`` of ``optimizer`` as asked."""
+        return (
+            (self.optimizer, self.every, self.jit_compile) == (optimizer, every, jit_compile)
+            and [id(v) for v in self.variables] == [id(v) for v in variables]
+        )
 
     def _column(self, variable):
         return self._columns.get(self.optimizer._var_key(variable))
