@@ -1,5 +1,10 @@
-"""vgrad: measure, explain and fix vanishing and exploding gradients in Keras models."""
+"""vgrad: measure, explain and fix vanishing and exploding gradients in Keras models.
 
+Names are imported on first use (PEP 562), so ``import vgrad`` and ``vgrad --help``
+do not pay for importing TensorFlow until a function that needs it is called.
+"""
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
 
 try:
@@ -7,47 +12,58 @@ try:
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 
-from vgrad.data import load_digits
-from vgrad.diagnosis import Diagnosis, diagnose
-from vgrad.models import build_mlp
-from vgrad.monitor import GradientMonitor
-from vgrad.phase import PHASE_CONFIGS, DepthSweep, depth_sweep
-from vgrad.probes import backprop_norms, gradient_norms
-from vgrad.rnn import build_rnn, largest_singular_value, time_gradient_norms
-from vgrad.sequences import memory_task
-from vgrad.stats import ActivationStats, activation_stats
-from vgrad.tables import LayerDict
-from vgrad.theory import (
-    StandardUniform,
-    backprop_gain,
-    initializer_variance,
-    predicted_backprop_norms,
-)
-from vgrad import plots  # so that vgrad.plots.plot_* works after `import vgrad`
-
-__all__ = [
-    "ActivationStats",
-    "Diagnosis",
-    "GradientMonitor",
-    "LayerDict",
-    "activation_stats",
-    "backprop_norms",
-    "build_mlp",
-    "diagnose",
-    "gradient_norms",
-    "load_digits",
+_EXPORTS = {
+    # data and models
+    "load_digits": "vgrad.data",
+    "build_mlp": "vgrad.models",
+    "train": "vgrad.training",
+    "TrainingRun": "vgrad.training",
+    # probes
+    "gradient_norms": "vgrad.probes",
+    "backprop_norms": "vgrad.probes",
+    "activation_stats": "vgrad.stats",
+    "ActivationStats": "vgrad.stats",
+    "LayerDict": "vgrad.tables",
+    "activation_derivatives": "vgrad.elementary",
+    "jacobian_product_norms": "vgrad.elementary",
+    # training telemetry and verdicts
+    "GradientMonitor": "vgrad.monitor",
+    "diagnose": "vgrad.diagnosis",
+    "Diagnosis": "vgrad.diagnosis",
     # recurrent networks
-    "build_rnn",
-    "largest_singular_value",
-    "memory_task",
-    "time_gradient_norms",
-    "plots",
+    "build_rnn": "vgrad.rnn",
+    "largest_singular_value": "vgrad.rnn",
+    "time_gradient_norms": "vgrad.rnn",
+    "memory_task": "vgrad.sequences",
     # theory next to measurement
-    "DepthSweep",
-    "PHASE_CONFIGS",
-    "StandardUniform",
-    "backprop_gain",
-    "depth_sweep",
-    "initializer_variance",
-    "predicted_backprop_norms",
-]
+    "backprop_gain": "vgrad.theory",
+    "initializer_variance": "vgrad.theory",
+    "predicted_backprop_norms": "vgrad.theory",
+    "StandardUniform": "vgrad.theory",
+    "depth_sweep": "vgrad.phase",
+    "DepthSweep": "vgrad.phase",
+    "PHASE_CONFIGS": "vgrad.phase",
+    # figures
+    "plots": "vgrad.plots",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name):
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'vgrad' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name == f"vgrad.{name}" else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})
+
+
+def register_serializables():
+    """Import the modules whose Keras classes are registered for ``keras.saving``."""
+    importlib.import_module("vgrad.theory")

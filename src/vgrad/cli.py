@@ -65,7 +65,9 @@ def load_model(path):
     """Load a ``.keras`` model with ``safe_mode=True``; raise UsageError if it cannot be."""
     import keras
 
-    import vgrad  # noqa: F401  (registers vgrad's own serialisable classes, if any)
+    import vgrad
+
+    vgrad.register_serializables()  # e.g. vgrad.StandardUniform initializers in saved models
 
     if not os.path.isfile(path):
         raise UsageError(f"model file not found: {path}")
