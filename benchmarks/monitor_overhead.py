@@ -1,0 +1,120 @@
+"""Overhead of :class:`vgrad.GradientMonitor` on ``model.fit``: time with / time without.
+
+For each configuration one model is trained by repeated ``model.fit`` calls, without
+a monitor and with monitors recording every step and every 10th step. Each fit with a
+monitor is paired with an adjacent fit without (A/B, then B/A in the next repetition)
+so that drifts in machine load cancel, and the table reports medians over the
+repetitions; the targets are checked against the median of the paired ratios. Tracing is excluded:
+every arm is warmed up by untimed fits first, and the training set is cut to whole
+batches so that no new batch shape appears later. The timed quantity is the wall
+time of a whole ``model.fit`` call (``verbose=0``), Python overhead included.
+
+Run from the repository root (about two to three minutes on two CPU cores)::
+
+    python benchmarks/monitor_overhead.py
+    python benchmarks/monitor_overhead.py --repeats 5   # quicker, noisier
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+import vgrad  # noqa: E402
+
+#: (label, depth, width, batch size, epochs per timed fit, {every: target ratio}).
+CONFIGURATIONS = (
+    ("(a) 20x64 MLP, batch 64", 20, 64, 64, 4, {1: 1.10, 10: 1.03}),
+    ("(b) 20x512 MLP, batch 256", 20, 512, 256, 1, {1: 1.05, 10: 1.03}),
+)
+
+
+def timed_fit(model, x, y, batch_size, epochs, monitor):
+    """Wall time in seconds of one ``model.fit`` call, without garbage collection
+    inside it (as ``timeit`` does): a collection of the traced graphs' objects takes
+    tens of milliseconds and would land in one arm or the other by chance."""
+    callbacks = [] if monitor is None else [monitor]
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=callbacks)
+        return time.perf_counter() - start
+    finally:
+        gc.enable()
+
+
+def run_configuration(x, y, depth, width, batch_size, epochs, everies, repeats):
+    """Return ``(monitors, baseline, pairs)``.
+
+    ``baseline`` lists the seconds of every fit without monitor; ``pairs[i]`` lists
+    ``(seconds with monitors[i], seconds of the adjacent fit without)``. Each
+    repetition runs one such pair per monitor, its two fits in alternating order.
+    """
+    num_examples = len(x) // batch_size * batch_size
+    x, y = x[:num_examples], y[:num_examples]
+    model = vgrad.build_mlp(depth, width, kernel_initializer="he_normal", seed=0)
+    model.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    monitors = [vgrad.GradientMonitor(every=every) for every in everies]
+    # Enough steps for every monitor to record, hence to trace its train function.
+    warm_up_epochs = math.ceil((max(everies) + 1) * batch_size / num_examples)
+    for monitor in [None, *monitors]:
+        timed_fit(model, x, y, batch_size, warm_up_epochs, monitor)
+    baseline, pairs = [], [[] for _ in monitors]
+    for repetition in range(repeats):
+        for index, monitor in enumerate(monitors):
+            first_with = (repetition + index) % 2 == 0
+            order = [monitor, None] if first_with else [None, monitor]
+            seconds = [timed_fit(model, x, y, batch_size, epochs, arm) for arm in order]
+            with_monitor, without = seconds if first_with else seconds[::-1]
+            baseline.append(without)
+            pairs[index].append((with_monitor, without))
+    return monitors, baseline, pairs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=16, help="A/B repetitions (default 16)")
+    parser.add_argument("--only", choices=["a", "b"], help="run one configuration")
+    args = parser.parse_args(argv)
+    (x, y), _ = vgrad.load_digits(seed=0)
+    print(f"vgrad {vgrad.__version__}, keras {keras.__version__}, Adam, digits training set "
+          f"cut to whole batches; medians over {args.repeats} alternated repetitions")
+    print("ratio = median fit time with monitor / median without; paired = median over "
+          "repetitions of (fit with / adjacent fit without),\nthe statistic that cancels "
+          "load drift, against which the targets are checked\n")
+    header = (f"{'configuration':<27} {'monitor':<9} {'median fit s':>12} {'ratio':>7} "
+              f"{'paired':>7} {'target':>7}  met")
+    print(header)
+    print("-" * len(header))
+    all_met = True
+    for label, depth, width, batch_size, epochs, targets in CONFIGURATIONS:
+        if args.only and not label.startswith(f"({args.only})"):
+            continue
+        monitors, baseline, pairs = run_configuration(
+            x, y, depth, width, batch_size, epochs, list(targets), args.repeats
+        )
+        print(f"{label:<27} {'none':<9} {statistics.median(baseline):>12.3f}")
+        for monitor, arm_pairs in zip(monitors, pairs):
+            median = statistics.median(with_monitor for with_monitor, _ in arm_pairs)
+            ratio = median / statistics.median(baseline)
+            paired = statistics.median(with_monitor / without for with_monitor, without in arm_pairs)
+            target = targets[monitor.every]
+            all_met &= paired <= target
+            print(f"{'':<27} {'every=' + str(monitor.every):<9} {median:>12.3f} {ratio:>7.3f} "
+                  f"{paired:>7.3f} {target:>7.2f}  {'yes' if paired <= target else 'NO'}")
+    print("\nall targets met" if all_met else "\nsome targets missed")
+
+
+if __name__ == "__main__":
+    main()
