@@ -108,7 +108,7 @@ def main(argv=None):
         for monitor, arm_pairs in zip(monitors, pairs):
             median = statistics.median(with_monitor for with_monitor, _ in arm_pairs)
             ratio = median / statistics.median(baseline)
-            paired = statistics.median(with_monitor / without for with_monitor, without in arm_pairs)
+            paired = statistics.median(monitored / plain for monitored, plain in arm_pairs)
             target = targets[monitor.every]
             all_met &= paired <= target
             print(f"{'':<27} {'every=' + str(monitor.every):<9} {median:>12.3f} {ratio:>7.3f} "

@@ -157,8 +157,8 @@ class GradientMonitor(keras.callbacks.Callback):
             self._hook.nonfinite_seen.assign(False)
             self.model.stop_training = True
             self._collect()
-            step = [s for s, bad in zip(self.steps, self.nonfinite) if bad][-1]
-            warnings.warn(f"GradientMonitor: non-finite gradient at step {step}; "
+            bad_steps = [s for s, bad in zip(self.steps, self.nonfinite) if bad]
+            warnings.warn(f"GradientMonitor: non-finite gradient at step {bad_steps[-1:]}; "
                           "stopping training", RuntimeWarning, stacklevel=2)
         elif self._pending + self._records_per_call > self._hook.capacity:
             self._collect()
@@ -241,7 +241,8 @@ class GradientMonitor(keras.callbacks.Callback):
         rows.append(("(global)", self.global_norm[-1], np.median(self.global_norm), None))
         width = max(len(row[0]) for row in rows)
         lines = [f"{head}, steps {self.steps[0]}..{self.steps[-1]}",
-                 f"{'variable':<{width}}  {'last norm':>10}  {'median norm':>11}  {'update ratio':>12}"]
+                 f"{'variable':<{width}}  {'last norm':>10}  {'median norm':>11}  "
+                 f"{'update ratio':>12}"]
         for name, last, median, ratio in rows:
             lines.append(f"{name:<{width}}  {format_number(last):>10}  "
                          f"{format_number(float(median)):>11}  {format_number(ratio):>12}")
