@@ -114,6 +114,9 @@ def test_monitor_update_ratio_lines_and_reference(ax):
     plots.plot_monitor(recorded_run(), kind="update_ratio", ax=ax)
     assert ax.get_yscale() == "log" and len(data_lines(ax)) == 3
     assert any(line.get_ydata()[0] == 1e-3 for line in data_lines(ax, "--"))
+    # layers are named by a colour scale, so the legend stays short
+    assert "healthy ~ 0.001" in legend_texts(ax) and len(legend_texts(ax)) <= 3
+    assert len(ax.figure.axes) == 2
     with pytest.raises(ValueError, match="'heatmap' or 'update_ratio'"):
         plots.plot_monitor(recorded_run(), kind="lines", ax=ax)
 

@@ -338,17 +338,22 @@ def plot_monitor(monitor, *, kind="heatmap", ax=None):
     ax = _axes(ax)
     if kind == "update_ratio":
         import matplotlib
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
 
         ax.set_yscale("log")
-        colors = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(paths)))
+        cmap = matplotlib.colormaps["viridis"]
+        colors = cmap(np.linspace(0, 1, len(paths)))
         for color, path in zip(colors, paths):
             values = _floats(source[path], path)
-            _plot_log(ax, steps[: values.size], values, color=color, lw=1.2, label=path)
+            _plot_log(ax, steps[: values.size], values, color=color, lw=1.0, label="_layer")
         ax.axhline(HEALTHY_UPDATE_RATIO, color="black", ls="--", lw=1,
                    label=f"healthy ~ {HEALTHY_UPDATE_RATIO:g}")
-        ax.legend(fontsize="x-small", ncol=2 if len(paths) > 6 else 1)
-        return _finish(ax, "Update ratio per layer", "training step",
-                       "||update|| / ||weight||", legend=False)
+        # A colour scale names the layers: a legend of 20 entries would hide the data.
+        scale = ScalarMappable(norm=Normalize(1, max(len(paths), 2)), cmap=cmap)
+        bar = ax.figure.colorbar(scale, ax=ax, label="layer (1 = input side)")
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        return _finish(ax, "Update ratio per layer", "training step", "||update|| / ||weight||")
     grid = np.full((len(paths), steps.size), np.nan)
     for row, path in enumerate(paths):
         values = _floats(source[path], path)[: steps.size]
