@@ -14,7 +14,7 @@ from vgrad.models import _check_count
 from vgrad.tables import format_number
 
 #: Rows of the device-side buffer, read when it may fill and at every epoch end.
-MIN_CAPACITY = 1024
+MIN_CAPACITY = 256
 
 
 class GradientMonitor(keras.callbacks.Callback):
