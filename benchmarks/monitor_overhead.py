@@ -32,8 +32,8 @@ import vgrad  # noqa: E402
 
 #: (label, depth, width, batch size, epochs per timed fit, {every: target ratio}).
 CONFIGURATIONS = (
-    ("(a) 20x64 MLP, batch 64", 20, 64, 64, 4, {1: 1.10, 10: 1.03}),
-    ("(b) 20x512 MLP, batch 256", 20, 512, 256, 1, {1: 1.05, 10: 1.03}),
+    ("(a) 20x64 MLP, batch 64", 20, 64, 64, 8, {1: 1.10, 10: 1.03}),
+    ("(b) 20x512 MLP, batch 256", 20, 512, 256, 4, {1: 1.05, 10: 1.03}),
 )
 
 

@@ -94,6 +94,9 @@ class GradientMonitor(keras.callbacks.Callback):
         self.log_dir = None if log_dir is None else os.fspath(log_dir)
         self.histograms = bool(histograms)
         self.stop_on_nonfinite = bool(stop_on_nonfinite)
+        # Keras may run on_train_batch_end in a worker thread, after the step, when every
+        # callback is async-safe; ours does nothing then unless it must stop training.
+        self.async_safe = not self.stop_on_nonfinite
         self._writer = self._hook = self._model_id = None
         self._functions = None  # (the train function fit made, its recording twin)
         self.steps, self.global_norm, self.clipped, self.nonfinite = [], [], [], []
@@ -128,7 +131,7 @@ class GradientMonitor(keras.callbacks.Callback):
         if self._hook is None or not self._hook.matches(*key) or self._hook.capacity < capacity:
             self._rebuild(model, key, capacity)
         self._hook.install()
-        self._pending = 0
+        self._pending, self._ran = 0, None
         self._next_step = int(optimizer.iterations.numpy())
         plain = model.train_function
         if self._functions is not None and plain is self._functions[1]:
@@ -143,25 +146,33 @@ class GradientMonitor(keras.callbacks.Callback):
         self.model.train_function = self._functions[1 if recording else 0]
 
     def on_train_batch_begin(self, batch, logs=None):
+        # The bookkeeping of a step happens when the next one begins, so that
+        # on_train_batch_end stays a no-op: a callback with real per-batch work there
+        # makes Keras dispatch batch ends synchronously and copy the logs to the host
+        # after every step, which costs more than the norms themselves.
+        if self._ran is not None:
+            self._pending += self._ran
+            if self._pending + self._records_per_call > self._hook.capacity:
+                self._collect()
         if self._switching:
-            self._use(recording=self._next_step % self.every == 0)
+            recording = self._next_step % self.every == 0
+            self._use(recording=recording)
+            self._next_step += 1
+            self._ran = int(recording)
+        else:
+            self._ran = self._records_per_call
 
     def on_train_batch_end(self, batch, logs=None):
-        recorded = self._hook.armed
-        if self._switching:
-            self._next_step += 1
-            self._pending += recorded
-        else:
-            self._pending += self._records_per_call
-        if recorded and self.stop_on_nonfinite and bool(self._hook.nonfinite_seen.numpy()):
+        # Only with stop_on_nonfinite=True (then async_safe is False: this runs in order).
+        if not (self.stop_on_nonfinite and self._ran):
+            return
+        if bool(self._hook.nonfinite_seen.numpy()):
             self._hook.nonfinite_seen.assign(False)
             self.model.stop_training = True
             self._collect()
             bad_steps = [s for s, bad in zip(self.steps, self.nonfinite) if bad]
             warnings.warn(f"GradientMonitor: non-finite gradient at step {bad_steps[-1:]}; "
                           "stopping training", RuntimeWarning, stacklevel=2)
-        elif self._pending + self._records_per_call > self._hook.capacity:
-            self._collect()
 
     def on_epoch_end(self, epoch, logs=None):
         self._collect()
@@ -201,7 +212,7 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def _collect(self):
         """Move the records waiting on the device into the Python lists."""
-        self._pending = 0
+        self._pending, self._ran = 0, None
         records = decode_rows(self._hook.drain(), self._hook)
         if records is None:
             return
