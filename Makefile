@@ -59,8 +59,10 @@ pdf-tools:
 demo: install
 	$(BIN)/python -m vgrad demo
 
+## make benchmark: probe and monitor overheads, each a ratio measured side by side (A/B alternated, medians)
 benchmark: install
 	$(BIN)/python benchmarks/probe_speed.py
+	$(BIN)/python benchmarks/monitor_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
