@@ -63,14 +63,14 @@ def _first_line(error):
 
 def load_model(path):
     """Load a ``.keras`` model with ``safe_mode=True``; raise UsageError if it cannot be."""
+    if not os.path.isfile(path):  # before importing TensorFlow: answer at once
+        raise UsageError(f"model file not found: {path}")
     import keras
 
     import vgrad
 
     vgrad.register_serializables()  # e.g. vgrad.StandardUniform initializers in saved models
 
-    if not os.path.isfile(path):
-        raise UsageError(f"model file not found: {path}")
     try:
         with warnings.catch_warnings():  # optimizer state is irrelevant to a diagnosis
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
@@ -170,7 +170,14 @@ def _demo(args):
 
 
 def main(argv=None):
-    """Run the ``vgrad`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run the ``vgrad`` command with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    Unless the caller set them, TensorFlow's C++ start-up log lines are kept off stderr
+    (``TF_CPP_MIN_LOG_LEVEL=3``; oneDNN's notice ignores that level, so its CPU kernels
+    are left off with ``TF_ENABLE_ONEDNN_OPTS=0``), so that an error is one line.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
