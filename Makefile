@@ -41,7 +41,7 @@ pdf: install
 	$(BIN)/python tutorial/build_pdf.py $(NOTEBOOK) $(PDF)
 
 ## make pdf-tools: XeLaTeX, pandoc, poppler-utils and fonts by apt-get on Debian; elsewhere, say what to install
-PDF_PACKAGES = texlive-xetex texlive-fonts-recommended texlive-plain-generic fonts-dejavu-core pandoc poppler-utils
+PDF_PACKAGES = texlive-xetex texlive-fonts-recommended texlive-plain-generic fonts-dejavu-core fontconfig pandoc poppler-utils
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 pdf-tools:
 	@if command -v xelatex >/dev/null && command -v pandoc >/dev/null && command -v pdftotext >/dev/null \

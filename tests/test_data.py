@@ -41,3 +41,12 @@ def test_seed_controls_split():
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         vgrad.load_digits(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [({"seed": -1}, r"seed must be an int in \[0, 2\*\*32\)"), ({"test_fraction": 0.001}, "at least 10")],
+)
+def test_out_of_range_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        vgrad.load_digits(**kwargs)

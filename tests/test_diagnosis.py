@@ -171,7 +171,6 @@ def test_monitor_with_nothing_recorded_raises():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(vgrad, "GradientMonitor"), reason="vgrad.GradientMonitor not there yet")
 def test_real_monitor_of_a_deep_sigmoid_fit(small):
     model = vgrad.build_mlp(12, 16, activation="sigmoid", seed=0)
     model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))

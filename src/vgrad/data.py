@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -47,12 +48,20 @@ def load_digits(seed=0, test_fraction=0.2):
 
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be an int in [0, 2**32), got {seed!r}")
     if isinstance(test_fraction, bool) or not isinstance(test_fraction, numbers.Real):
         raise TypeError(f"test_fraction must be a float in (0, 1), got {test_fraction!r}")
     if not 0.0 < test_fraction < 1.0:
         raise ValueError(f"test_fraction must be strictly between 0 and 1, got {test_fraction!r}")
 
     digits = _sk_load_digits()
+    num_test = math.ceil(test_fraction * len(digits.target))
+    if min(num_test, len(digits.target) - num_test) < 10:  # stratification needs a digit of each class
+        raise ValueError(
+            f"test_fraction={test_fraction!r} leaves {num_test} test and "
+            f"{len(digits.target) - num_test} training examples; each side needs at least 10"
+        )
     x_train, x_test, y_train, y_test = train_test_split(
         digits.data,
         digits.target,

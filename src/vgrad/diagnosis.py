@@ -32,7 +32,7 @@ import numpy as np
 
 import keras
 
-from vgrad.tables import format_number
+from vgrad.tables import finite_median, format_number
 
 VANISHING_RATIO = 1e-2
 EXPLODING_RATIO = 1e2
@@ -329,11 +329,6 @@ _MONITOR_ATTRIBUTES = (
 )
 
 
-def _median(values):
-    finite = [float(v) for v in values if math.isfinite(float(v))]
-    return float(np.median(finite)) if finite else math.nan
-
-
 def _diagnose_monitor(monitor):
     history = {path: list(values) for path, values in dict(monitor.history).items() if len(values)}
     paths = [path for path in history if path.rsplit("/", 1)[-1] == "kernel"] or list(history)
@@ -342,8 +337,8 @@ def _diagnose_monitor(monitor):
             "monitor has recorded no gradient norms; pass it to model.fit(..., callbacks=[monitor]) first"
         )
     updates = dict(monitor.update_ratio or {})
-    medians = {path: _median(history[path]) for path in paths}
-    update_medians = {path: _median(updates[path]) if updates.get(path) else None for path in paths}
+    medians = {path: finite_median(history[path]) for path in paths}
+    update_medians = {path: finite_median(updates[path]) if updates.get(path) else None for path in paths}
     first, last = paths[0], paths[-1]
     layers = tuple(
         LayerFinding(path, kernel_norm=medians[path], kernel_ratio=_ratio(medians[path], medians[last]),
@@ -353,7 +348,7 @@ def _diagnose_monitor(monitor):
     )
     global_norm = [float(v) for v in monitor.global_norm]
     third = max(1, len(global_norm) // 3)
-    growth = _ratio(_median(global_norm[-third:]), _median(global_norm[:third]))
+    growth = _ratio(finite_median(global_norm[-third:]), finite_median(global_norm[:third]))
     nonfinite_steps = [s for s, bad in zip(monitor.steps, monitor.nonfinite) if bad]
     notes = []
     if monitor.num_clipped:

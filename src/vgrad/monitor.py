@@ -11,7 +11,7 @@ import tensorflow as tf
 import keras
 from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
 from vgrad.models import _check_count
-from vgrad.tables import format_number
+from vgrad.tables import finite_median, format_number
 
 #: Rows of the device-side buffer, read when it may fill and at every epoch end.
 MIN_CAPACITY = 256
@@ -247,9 +247,9 @@ class GradientMonitor(keras.callbacks.Callback):
                 f"{self.num_clipped} clipped, {self.num_nonfinite} non-finite")
         if not self.steps:
             return head
-        rows = [(name, norms[-1], np.median(norms), self.update_ratio[name][-1])
+        rows = [(name, norms[-1], finite_median(norms), self.update_ratio[name][-1])
                 for name, norms in self.history.items()]
-        rows.append(("(global)", self.global_norm[-1], np.median(self.global_norm), None))
+        rows.append(("(global)", self.global_norm[-1], finite_median(self.global_norm), None))
         width = max(len(row[0]) for row in rows)
         lines = [f"{head}, steps {self.steps[0]}..{self.steps[-1]}",
                  f"{'variable':<{width}}  {'last norm':>10}  {'median norm':>11}  "

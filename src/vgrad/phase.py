@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -13,7 +12,7 @@ import tensorflow as tf
 
 from vgrad._batch import check_batch, default_loss
 from vgrad._forward import tapped_forward
-from vgrad.models import build_mlp
+from vgrad.models import _check_count, build_mlp
 from vgrad.probes import restoring_state
 from vgrad.tables import format_number
 from vgrad.theory import StandardUniform, _mlp_layers, predicted_backprop_norms
@@ -226,7 +225,7 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
     Returns
     -------
     DepthSweep
-        Prints one row per configuration and depth; ``labels``, ``depths``, ``measured``
+        Prints one progress line per configuration when ``verbose``; ``labels``, ``depths``, ``measured``
         and ``predicted`` (shape ``(len(labels), len(depths))``) are for plotting.
 
     Raises
@@ -247,8 +246,7 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
     """
     configs, depths = _check_configs(configs), _check_depths(depths)
     x, y = _check_data(x, y)
-    if isinstance(width, bool) or not isinstance(width, numbers.Integral) or width < 1:
-        raise ValueError(f"width must be an int >= 1, got {width!r}")
+    width = _check_count("width", width)
     sizes = {"input_dim": x.shape[1], "num_classes": int(y.max()) + 1}
     measured = np.empty((len(configs), depths.size))
     predicted = np.empty_like(measured)

@@ -14,6 +14,16 @@ def format_number(value, spec=".3e"):
     return format(value, spec)
 
 
+def finite_median(values):
+    """Median of the finite values (``nan`` when there are none): records hold inf/nan."""
+    finite = [float(value) for value in values if math.isfinite(float(value))]
+    if not finite:
+        return math.nan
+    finite.sort()
+    middle = len(finite) // 2
+    return finite[middle] if len(finite) % 2 else (finite[middle - 1] + finite[middle]) / 2
+
+
 class LayerDict(dict):
     """A dict {layer name: value}, input side first, printed one line per layer.
 
