@@ -7,7 +7,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from vgrad.models import _check_count, resolve_activation
+from vgrad._checks import check_count
+from vgrad.models import resolve_activation
 
 
 def activation_derivatives(activations, z):
@@ -67,7 +68,7 @@ def jacobian_product_norms(depth, width, *, activation="linear", gain=1.0, seed=
     (depth,) float64 ndarray
         ``||J_l ... J_1||_2`` for l = 1..depth.
     """
-    depth, width = _check_count("depth", depth), _check_count("width", width)
+    depth, width = check_count("depth", depth), check_count("width", width)
     if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not gain > 0:
         raise ValueError(f"gain must be a positive number, got {gain!r}")
     function = resolve_activation(activation)

@@ -8,6 +8,8 @@ import numpy as np
 
 import keras
 
+from vgrad._checks import check_count
+
 #: Activation names suggested in error messages (any Keras identifier works).
 COMMON_ACTIVATIONS = (
     "linear", "relu", "leaky_relu", "elu", "selu", "gelu", "softplus", "tanh", "sigmoid",
@@ -17,14 +19,6 @@ COMMON_INITIALIZERS = (
     "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
     "lecun_uniform", "lecun_normal", "random_normal", "orthogonal",
 )
-
-
-def _check_count(name, value, minimum=1):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def resolve_activation(activation):
@@ -154,10 +148,10 @@ def build_mlp(
     >>> [layer.name for layer in model.layers][:3]
     ['features', 'dense_1', 'activation_1']
     """
-    depth = _check_count("depth", depth)
-    width = _check_count("width", width)
-    input_dim = _check_count("input_dim", input_dim)
-    num_classes = _check_count("num_classes", num_classes)
+    depth = check_count("depth", depth)
+    width = check_count("width", width)
+    input_dim = check_count("input_dim", input_dim)
+    num_classes = check_count("num_classes", num_classes)
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
     for name, flag in (("batch_norm", batch_norm), ("residual", residual)):

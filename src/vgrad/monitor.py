@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import keras
 from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
-from vgrad.models import _check_count
+from vgrad._checks import check_count
 from vgrad.tables import finite_median, format_number
 
 #: Rows of the device-side buffer, read when it may fill and at every epoch end.
@@ -83,7 +83,7 @@ class GradientMonitor(keras.callbacks.Callback):
 
     def __init__(self, every=1, log_dir=None, histograms=False, stop_on_nonfinite=False):
         super().__init__()
-        self.every = _check_count("every", every)
+        self.every = check_count("every", every)
         if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
             raise TypeError(f"log_dir must be None, a str or an os.PathLike, got {log_dir!r}")
         for name, flag in (("histograms", histograms), ("stop_on_nonfinite", stop_on_nonfinite)):

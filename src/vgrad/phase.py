@@ -12,7 +12,8 @@ import tensorflow as tf
 
 from vgrad._batch import check_batch, default_loss
 from vgrad._forward import tapped_forward
-from vgrad.models import _check_count, build_mlp
+from vgrad._checks import check_count
+from vgrad.models import build_mlp
 from vgrad.probes import restoring_state
 from vgrad.tables import format_number
 from vgrad.theory import StandardUniform, _mlp_layers, predicted_backprop_norms
@@ -246,7 +247,7 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
     """
     configs, depths = _check_configs(configs), _check_depths(depths)
     x, y = _check_data(x, y)
-    width = _check_count("width", width)
+    width = check_count("width", width)
     sizes = {"input_dim": x.shape[1], "num_classes": int(y.max()) + 1}
     measured = np.empty((len(configs), depths.size))
     predicted = np.empty_like(measured)

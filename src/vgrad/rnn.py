@@ -17,7 +17,8 @@ import tensorflow as tf
 import keras
 
 from vgrad._batch import check_batch, default_loss
-from vgrad.models import _check_count, resolve_activation
+from vgrad._checks import check_count
+from vgrad.models import resolve_activation
 from vgrad.probes import scaled_norm
 
 #: ``cell=`` names accepted by :func:`build_rnn`, and the Keras layer each builds.
@@ -101,9 +102,9 @@ def build_rnn(
     >>> [layer.name for layer in model.layers]
     ['sequence', 'rnn', 'logits']
     """
-    units = _check_count("units", units)
-    input_dim = _check_count("input_dim", input_dim)
-    num_classes = _check_count("num_classes", num_classes)
+    units = check_count("units", units)
+    input_dim = check_count("input_dim", input_dim)
+    num_classes = check_count("num_classes", num_classes)
     if not isinstance(cell, str) or cell not in RECURRENT_LAYERS:
         accepted = ", ".join(map(repr, RECURRENT_LAYERS))
         raise ValueError(f"cell must be one of {accepted}; got {cell!r}")

@@ -6,13 +6,7 @@ import numbers
 
 import numpy as np
 
-
-def _check_int(name, value, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+from vgrad._checks import check_count
 
 
 def memory_task(num_samples, length, *, num_symbols=8, noise=1.0, seed=0):
@@ -68,9 +62,9 @@ def memory_task(num_samples, length, *, num_symbols=8, noise=1.0, seed=0):
     >>> bool((x[:, 0, :8].argmax(axis=1) == y).all())
     True
     """
-    num_samples = _check_int("num_samples", num_samples, 1)
-    length = _check_int("length", length, 1)
-    num_symbols = _check_int("num_symbols", num_symbols, 2)
+    num_samples = check_count("num_samples", num_samples, 1)
+    length = check_count("length", length, 1)
+    num_symbols = check_count("num_symbols", num_symbols, 2)
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise TypeError(f"seed must be an int, got {seed!r}")
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real):

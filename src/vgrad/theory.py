@@ -35,6 +35,7 @@ import numpy as np
 
 import keras
 
+from vgrad._checks import check_count
 from vgrad.tables import LayerDict
 
 _HALF_NODES, _HALF_WEIGHTS = np.polynomial.legendre.leggauss(96)
@@ -164,14 +165,6 @@ def resolve_activation(activation):
     )
 
 
-def _check_fan(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be an int >= 1, got {value!r}")
-    return int(value)
-
-
 def initializer_variance(kernel_initializer, fan_in, fan_out):
     """Variance of one entry of a ``(fan_in, fan_out)`` kernel drawn by an initializer.
 
@@ -197,7 +190,7 @@ def initializer_variance(kernel_initializer, fan_in, fan_out):
     TypeError, ValueError
         For fans that are not ints >= 1, or an unknown or non-zero-mean initializer.
     """
-    fan_in, fan_out = _check_fan("fan_in", fan_in), _check_fan("fan_out", fan_out)
+    fan_in, fan_out = check_count("fan_in", fan_in), check_count("fan_out", fan_out)
     try:
         initializer = (
             StandardUniform()
