@@ -6,10 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 
-#: Ratio band (to the output-side layer) treated as healthy, as in :mod:`vgrad.diagnosis`.
-HEALTHY_BAND = (1e-2, 1e2)
-#: The usual per-step ``||update|| / ||weight||`` of a layer that learns.
-HEALTHY_UPDATE_RATIO = 1e-3
+# The healthy ratio band (to the output-side layer) and the usual per-step
+# ``||update|| / ||weight||`` of a layer that learns: the thresholds of the diagnosis.
+from vgrad.policy import HEALTHY_BAND, HEALTHY_UPDATE_RATIO  # noqa: F401
+
 _FIGSIZE = (6.5, 4.0)
 
 

@@ -1,0 +1,173 @@
+"""What a model is made of, so that advice names only what is (or is not) there.
+
+Read from the layers themselves, nested models included: the hidden activations
+(Dense/Conv ``activation=``, Activation and ReLU-style layers; not the output layer's),
+normalisation layers, residual merges (``Add`` layers and ``x + y`` in a functional
+graph), recurrent and attention layers, and the optimizer family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+
+#: Optimizers that scale each step by a running gradient statistic (their update
+#: ratio stays near the learning rate whatever the gradient's size).
+ADAPTIVE_OPTIMIZERS = frozenset({
+    "Adam", "AdamW", "Adamax", "Nadam", "RMSprop", "Adagrad", "Adadelta", "Lion", "Lamb",
+    "Adafactor", "Ftrl", "Muon",
+})
+_RECURRENT = ("SimpleRNN", "LSTM", "GRU", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D")
+_ATTENTION = ("MultiHeadAttention", "GroupedQueryAttention", "Attention", "AdditiveAttention")
+_BATCH_NORM = ("BatchNormalization", "SyncBatchNormalization")
+_OTHER_NORM = ("LayerNormalization", "GroupNormalization", "UnitNormalization",
+               "RMSNormalization", "SpectralNormalization")
+_ACTIVATION_CLASSES = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu",
+                       "PReLU": "prelu", "Softmax": "softmax"}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """The parts of a model that advice depends on.
+
+    Attributes
+    ----------
+    activations : frozenset of str
+        Hidden activation names (``"relu"``, ``"sigmoid"``, ``"gelu"`` ...), output layer excluded.
+    batch_norm, layer_norm, residual, attention : bool
+    recurrent : frozenset of str
+        Class names of recurrent layers (``"SimpleRNN"``, ``"LSTM"``, ``"GRU"``).
+    optimizer : str or None
+        Class name of the compiled optimizer, a ``LossScaleOptimizer`` unwrapped.
+    """
+
+    activations: frozenset = frozenset()
+    batch_norm: bool = False
+    layer_norm: bool = False
+    residual: bool = False
+    attention: bool = False
+    recurrent: frozenset = frozenset()
+    optimizer: str | None = None
+
+    @property
+    def normalized(self):
+        """Whether the model already normalises (BatchNorm, or LayerNorm as in a transformer)."""
+        return self.batch_norm or self.layer_norm
+
+    @property
+    def simple_rnn(self):
+        return "SimpleRNN" in self.recurrent
+
+    @property
+    def adaptive(self):
+        """Whether the optimizer is of the Adam family."""
+        return self.optimizer in ADAPTIVE_OPTIMIZERS
+
+
+def leaf_layers(model):
+    """Every layer of ``model`` in layer order, nested models flattened into their layers."""
+    found = []
+    for layer in getattr(model, "layers", ()):
+        found.extend(leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return found
+
+
+def _operations(model):
+    found = []
+    for operation in getattr(model, "operations", ()):
+        found.append(operation)
+        if isinstance(operation, keras.Model):
+            found.extend(_operations(operation))
+    return found
+
+
+def activation_name(layer):
+    """The hidden activation a layer applies, lower case, or ``None`` (linear or none)."""
+    name = type(layer).__name__
+    if name in _ACTIVATION_CLASSES:
+        return _ACTIVATION_CLASSES[name]
+    if name in _RECURRENT or hasattr(layer, "cell"):
+        return None
+    function = getattr(layer, "activation", None)
+    if not callable(function):
+        return None
+    text = getattr(function, "__name__", type(function).__name__).lower()
+    return None if text in ("linear", "none") else text
+
+
+def optimizer_name(model):
+    """Class name of ``model``'s optimizer (``LossScaleOptimizer`` unwrapped), or ``None``."""
+    optimizer = getattr(model, "optimizer", None)
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    return None if optimizer is None else type(optimizer).__name__
+
+
+def architecture(model):
+    """Read an :class:`Architecture` from ``model`` (any built or unbuilt keras.Model)."""
+    layers = leaf_layers(model)
+    names = [type(layer).__name__ for layer in layers]
+    for inner in layers:  # Bidirectional and similar wrappers hold the recurrent layer
+        wrapped = getattr(inner, "forward_layer", None) or getattr(inner, "layer", None)
+        if wrapped is not None:
+            names.append(type(wrapped).__name__)
+    weighted = [i for i, layer in enumerate(layers) if layer.weights]
+    output_side = weighted[-1] if weighted else len(layers)
+    activations = {activation_name(layer) for layer in layers[:output_side]} - {None}
+    merges = [type(o).__name__ for o in _operations(model)] + names
+    return Architecture(
+        activations=frozenset(activations),
+        batch_norm=any(name in _BATCH_NORM for name in names),
+        layer_norm=any(name in _OTHER_NORM for name in names),
+        residual="Add" in merges,
+        attention=any(name in _ATTENTION for name in names),
+        recurrent=frozenset(name for name in names if name in _RECURRENT),
+        optimizer=optimizer_name(model),
+    )
+
+
+def _kind(layer):
+    name = type(layer).__name__
+    if name in _ATTENTION:
+        return "attention"
+    if name in _BATCH_NORM or name in _OTHER_NORM:
+        return "normalization"
+    if name in _RECURRENT or hasattr(layer, "cell"):
+        return "recurrent"
+    if name == "Embedding":
+        return "embedding"
+    if name.startswith(("Conv", "DepthwiseConv", "SeparableConv")):
+        return "conv"
+    return "dense" if hasattr(layer, "kernel") else "other"
+
+
+def _owner(model, path):
+    """The top-level leaf layer that a variable path (``"mha/query/kernel"``) belongs to."""
+    current, parts = model, path.split("/")[:-1]
+    for part in parts:
+        children = {layer.name: layer for layer in getattr(current, "layers", ())}
+        if part not in children:
+            return current if current is not model else None
+        current = children[part]
+        if not isinstance(current, keras.Model):
+            return current
+    return None
+
+
+def main_weights(model, paths):
+    """``{path: kind}`` for the main weight among ``paths`` of each layer, in path order.
+
+    Main weights are kernels (not recurrent kernels), embeddings and normalisation
+    scales (``gamma``/``scale``); biases and ``beta`` are left out. Without a model,
+    every path ending in ``/kernel`` counts, as a Dense kernel.
+    """
+    suffixes = ("kernel", "embeddings", "gamma", "scale")
+    found = {}
+    for path in paths:
+        if path.rsplit("/", 1)[-1] not in suffixes:
+            continue
+        layer = _owner(model, path) if model is not None else None
+        if model is None and not path.endswith("/kernel"):
+            continue
+        found[path] = "dense" if layer is None else _kind(layer)
+    return found
