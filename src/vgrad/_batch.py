@@ -1,10 +1,18 @@
-"""Checks and conversion of a ``(model, x, y)`` batch, shared by every probe."""
+"""Checks and conversion of a ``(model, x, y)`` batch, shared by every probe.
+
+:func:`check_features` checks and converts ``x`` for any model; :func:`check_batch`
+and :func:`default_loss` are the older class-label-only checks that the phase diagram
+and the recurrent probes still use (``vgrad.measure`` resolves the loss itself, see
+``vgrad._losses``).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 import keras
+
+from vgrad._checks import check_array, check_model, check_same_length
 
 
 def kernel_layers(model):
@@ -13,8 +21,7 @@ def kernel_layers(model):
     Dense and convolution layers contribute ``layer.kernel``; recurrent layers the
     input kernel of their cell. Nested models are searched recursively.
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    check_model(model)
     found = []
     for layer in model.layers:
         if isinstance(layer, keras.Model):
@@ -27,22 +34,33 @@ def kernel_layers(model):
     return found
 
 
-def _num_outputs(model):
-    shape = model.outputs[0].shape if getattr(model, "outputs", None) else None
-    return None if shape is None else shape[-1]
+def model_inputs(model):
+    """The model's symbolic inputs, or ``None`` while it has none (unbuilt, subclassed)."""
+    try:
+        return model.inputs or None
+    except (AttributeError, ValueError):  # "Sequential model ... has no defined inputs yet"
+        return None
+
+
+def _input_dtype(model, x):
+    inputs = model_inputs(model)
+    if inputs:
+        dtype = np.dtype(keras.backend.standardize_dtype(inputs[0].dtype))
+        return dtype if np.issubdtype(dtype, np.integer) else np.dtype(np.float32)
+    return np.dtype(np.int32) if np.issubdtype(x.dtype, np.integer) else np.dtype(np.float32)
 
 
 def check_features(model, x):
-    """Return ``x`` as a float32 array after checking it against ``model``'s input."""
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
-    try:
-        x = np.asarray(x, dtype=np.float32)
-    except (TypeError, ValueError) as error:
-        raise TypeError(f"x must be a numeric array, got {type(x).__name__}") from error
-    if x.ndim < 1 or x.shape[0] == 0:
-        raise ValueError(f"x must hold at least one example; got shape {x.shape}")
-    inputs = getattr(model, "inputs", None)
+    """Return ``x`` as an array of the model's input dtype after checking it.
+
+    ``x`` must be numeric, finite and non-empty, with the per-example shape of the
+    model's input where the model declares one (``None`` dimensions match anything).
+    Integer inputs (token ids for an ``Embedding``) stay integers; all else is float32.
+    """
+    check_model(model)
+    x = check_array("x", x)
+    x = x.astype(_input_dtype(model, x), copy=False)
+    inputs = model_inputs(model)
     if inputs:
         expected = tuple(inputs[0].shape[1:])
         got = x.shape[1:]
@@ -54,6 +72,19 @@ def check_features(model, x):
     return x
 
 
+def build_on(model, x):
+    """Build an unbuilt model (variables created on the first call) on one example of ``x``."""
+    unbuilt_sequential = isinstance(model, keras.Sequential) and model_inputs(model) is None
+    if not model.built or unbuilt_sequential:
+        model(x[:1], training=False)
+
+
+def _num_outputs(model):
+    inputs = model_inputs(model)
+    shape = model.outputs[0].shape if inputs and getattr(model, "outputs", None) else None
+    return None if shape is None else shape[-1]
+
+
 def check_batch(model, x, y, loss):
     """Return ``(x, y)`` as arrays after checking lengths, shapes and labels.
 
@@ -61,12 +92,8 @@ def check_batch(model, x, y, loss):
     (``loss is None``), whose labels are class indices.
     """
     x = check_features(model, x)
-    y = np.asarray(y)
-    if y.ndim < 1 or len(y) != len(x):
-        raise ValueError(
-            f"x and y must have the same number of examples; got len(x)={len(x)}, "
-            f"y shape {y.shape}"
-        )
+    y = check_array("y", y)
+    check_same_length(x, y)
     if loss is None:
         if not np.issubdtype(y.dtype, np.integer):
             if not np.issubdtype(y.dtype, np.floating) or not np.all(np.mod(y, 1) == 0):

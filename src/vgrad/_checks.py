@@ -1,8 +1,14 @@
-"""Argument checks shared by every module: one message format for bad counts."""
+"""Argument checks shared by every module: one message format per kind of argument.
+
+Each check returns the cleaned value or raises naming the argument and what it accepts:
+``TypeError`` for a wrong type, ``ValueError`` for a wrong value of the right type.
+"""
 
 from __future__ import annotations
 
 import numbers
+
+import numpy as np
 
 
 def check_count(name, value, minimum=1):
@@ -20,3 +26,58 @@ def check_count(name, value, minimum=1):
     if value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_flag(name, value):
+    """Return ``value`` if it is a bool (``numpy.bool_`` included), else raise ``TypeError``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_model(model):
+    """Return ``model`` if it is a ``keras.Model``, else raise ``TypeError``."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, got {type(model).__name__}")
+    return model
+
+
+def check_array(name, value, dtype=None):
+    """Return ``value`` as a non-empty, finite numeric ndarray (of ``dtype`` if given).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not numeric.
+    ValueError
+        If it holds no example (``len == 0`` or a scalar) or any ``inf``/``nan``.
+    """
+    try:
+        array = np.asarray(value)
+        if array.dtype == object or not (
+            np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.bool_)
+        ):
+            raise TypeError
+        if dtype is not None:
+            array = array.astype(dtype, copy=False)
+    except (TypeError, ValueError) as error:
+        raise TypeError(
+            f"{name} must be a numeric array, got {type(value).__name__}"
+            + (f" of dtype {array.dtype}" if isinstance(value, np.ndarray) else "")
+        ) from error
+    if array.ndim < 1 or array.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one example; got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+        raise ValueError(f"{name} must be finite; it holds {bad} inf/nan value(s)")
+    return array
+
+
+def check_same_length(x, y):
+    """Raise ``ValueError`` unless ``x`` and ``y`` hold the same number of examples."""
+    if y.ndim < 1 or len(y) != len(x):
+        raise ValueError(
+            f"x and y must have the same number of examples; got len(x)={len(x)}, y shape {y.shape}"
+        )

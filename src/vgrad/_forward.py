@@ -5,6 +5,9 @@ layers are called one by one and for functional models the graph is replayed wit
 ``Functional._run_through_graph`` (the method ``Functional.call`` itself uses),
 wrapping each operation. Tensors computed this way lie on the path from the inputs
 to the loss, so a ``tf.GradientTape`` gives ``dLoss/dz`` for them directly.
+
+Each ``Add`` layer (a residual merge) also records its skip input, the tensor that
+entered the residual block, so that the gradient reaching each block can be measured.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ class Taps:
     pre_activations: dict = field(default_factory=dict)
     activations: dict = field(default_factory=dict)
     functions: dict = field(default_factory=dict)
+    #: {Add layer name: its skip input}, the tensor entering each residual block.
+    block_inputs: dict = field(default_factory=dict)
 
 
 def _accepts_training(layer):
@@ -58,6 +63,21 @@ class _Tapper:
         self.training = training
         self.taps = Taps()
         self.last_kernel_layer = None
+        self.order = {}  # id(tensor) -> when it was computed
+        self.produced = []  # keeps those tensors alive, so that no id is reused
+
+    def register(self, output):
+        for tensor in keras.tree.flatten(output):
+            self.order[id(tensor)] = len(self.produced)
+            self.produced.append(tensor)
+        return output
+
+    def record_block(self, operation, args, kwargs):
+        """A residual merge: its skip input is the earliest computed of its inputs."""
+        inputs = args[0] if args else kwargs.get("inputs", ())
+        if isinstance(inputs, (list, tuple)) and len(inputs) > 1:
+            skip = min(inputs, key=lambda tensor: self.order.get(id(tensor), -1))
+            self.taps.block_inputs[operation.name] = skip
 
     def record(self, name, z, activation_fn, output):
         self.taps.pre_activations[name] = z
@@ -66,8 +86,13 @@ class _Tapper:
 
     def wrap(self, operation):
         def run(*args, **kwargs):
+            return self.register(call(*args, **kwargs))
+
+        def call(*args, **kwargs):
             if isinstance(operation, keras.layers.Layer) and _accepts_training(operation):
                 kwargs.setdefault("training", self.training)
+            if isinstance(operation, keras.layers.Add):
+                self.record_block(operation, args, kwargs)
             if isinstance(operation, _ACTIVATION_LAYERS):
                 output = operation(*args, **kwargs)
                 name = self.last_kernel_layer or operation.name
@@ -111,7 +136,8 @@ def tapped_forward(model, x, training=True):
 
     Hidden layers are keyed by the name of the kernel layer (Dense, Conv) that feeds
     the activation, so for :func:`vgrad.build_mlp` models the keys are ``dense_i``.
-    The last kernel layer (the logits) has no activation of its own and no entry.
+    The output layer has no entry, also when it has an activation of its own (a
+    softmax or sigmoid output is not a hidden activation).
 
     Raises
     ------
@@ -127,4 +153,10 @@ def tapped_forward(model, x, training=True):
     else:
         outputs = model._run_through_graph(x, operation_fn=tapper.wrap)
         outputs = outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
-    return outputs, tapper.taps
+    taps = tapper.taps
+    # The output layer's own activation (softmax, sigmoid) is not a hidden activation.
+    final = {id(tensor) for tensor in keras.tree.flatten(outputs)}
+    for name in [name for name, a in taps.activations.items() if id(a) in final]:
+        for record in (taps.pre_activations, taps.activations, taps.functions):
+            del record[name]
+    return outputs, taps

@@ -1,120 +1,16 @@
 """Per-layer gradient probes: kernel-gradient and back-propagated gradient norms.
 
-Each probe compiles one ``tf.function`` per model and loss and caches it, so repeated
-calls with the same shapes reuse the traced graph. Probes run the model in training
-mode (BatchNorm uses batch statistics, as in a training step) and restore every
-non-trainable variable afterwards, so probing never changes the model.
+Both are views of :func:`vgrad.measure`, which runs one compiled forward and backward
+pass per call (training mode, non-trainable state restored afterwards), so probing
+never changes the model and repeated calls reuse the traced graph.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import tensorflow as tf
-
-from vgrad._batch import check_batch, default_loss, kernel_layers
-from vgrad._cache import cached, compile_probe
-from vgrad._forward import check_replayable, tapped_forward
+from vgrad._numerics import scaled_norm  # noqa: F401  re-exported until callers move
+from vgrad._state import restoring_state  # noqa: F401  re-exported until callers move
+from vgrad.measure import measure
 from vgrad.tables import LayerDict
-
-
-def compiled_probe(model, kind, loss=None, training=True):
-    """Return ``(names, fn)``: the cached compiled probe ``kind`` for ``model``.
-
-    ``fn(x, y)`` returns a float32 vector, one value per name. ``kind`` is
-    ``"kernel"`` (L2 norm of dLoss/dkernel) or ``"backprop"`` (RMS of dLoss/dz).
-    """
-    builder = {"kernel": _kernel_probe, "backprop": _backprop_probe}[kind]
-    # The loss object is kept with the function so that its id stays unique.
-    names, fn, _ = cached(
-        model,
-        (kind, id(loss), bool(training)),
-        lambda: (*builder(model, default_loss(loss), bool(training)), loss),
-    )
-    return names, fn
-
-
-def restoring_state(model):
-    """Return ``(save, restore)`` for the model's non-trainable variables (BatchNorm
-    moving statistics), to call inside a compiled probe around a training-mode pass."""
-    state = list(model.non_trainable_variables)
-
-    def save():
-        return [tf.identity(variable.value) for variable in state]
-
-    def restore(saved):
-        for variable, value in zip(state, saved):
-            variable.assign(value)
-
-    return save, restore
-
-
-def scaled_norm(tensor, mean=False):
-    """L2 norm (or root-mean-square, ``mean=True``) without float32 under- or overflow.
-
-    Squaring float32 values below about 1e-19 gives 0 and above about 2e19 gives
-    ``inf``, while the gradients of deep sigmoid nets reach 1e-31; dividing by the
-    largest magnitude first keeps every square in range. ``inf`` and ``nan`` pass
-    through as such.
-    """
-    values = tf.reshape(tensor, [-1])
-    largest = tf.reduce_max(tf.abs(values))  # ignores nan, so nan is checked apart
-    usable = tf.math.is_finite(largest) & (largest > 0)
-    scale = tf.where(usable, largest, tf.ones_like(largest))
-    reduce = tf.reduce_mean if mean else tf.reduce_sum
-    norm = scale * tf.sqrt(reduce(tf.square(values / scale)))
-    norm = tf.where(tf.math.is_inf(largest), largest, norm)
-    return tf.where(tf.reduce_any(tf.math.is_nan(values)), tf.constant(float("nan"), norm.dtype), norm)
-
-
-def _kernel_probe(model, loss_fn, training):
-    layers = kernel_layers(model)
-    if not layers:
-        raise ValueError(f"model {model.name!r} has no layer with a trainable kernel to probe")
-    names = [name for name, _ in layers]
-    kernels = [kernel for _, kernel in layers]
-    save, restore = restoring_state(model)
-
-    def fn(x, y):
-        saved = save()
-        with tf.GradientTape() as tape:
-            loss = loss_fn(y, model(x, training=training))
-        gradients = tape.gradient(loss, kernels, unconnected_gradients=tf.UnconnectedGradients.ZERO)
-        restore(saved)
-        return tf.stack([scaled_norm(gradient) for gradient in gradients])
-
-    return names, compile_probe(fn)
-
-
-def _backprop_probe(model, loss_fn, training):
-    check_replayable(model)
-    probe_input = tf.zeros((1, *model.inputs[0].shape[1:]), dtype=tf.float32)
-    _, taps = tapped_forward(model, probe_input, training=False)
-    names = list(taps.pre_activations)
-    if not names:
-        raise ValueError(
-            f"model {model.name!r} has no hidden activation to probe; back-propagated "
-            "gradients are measured at the input of each activation function"
-        )
-    save, restore = restoring_state(model)
-
-    def fn(x, y):
-        saved = save()
-        with tf.GradientTape() as tape:
-            outputs, taps = tapped_forward(model, x, training=training)
-            loss = loss_fn(y, outputs)
-        pre_activations = [taps.pre_activations[name] for name in names]
-        gradients = tape.gradient(loss, pre_activations)
-        restore(saved)
-        return tf.stack([scaled_norm(g, mean=True) for g in gradients])
-
-    return names, compile_probe(fn)
-
-
-def _run(model, kind, x, y, loss, training):
-    x, y = check_batch(model, x, y, loss)
-    names, fn = compiled_probe(model, kind, loss, training)
-    values = fn(tf.constant(x), tf.constant(y)).numpy().astype(np.float64)
-    return LayerDict(zip(names, values.tolist()))
 
 
 def gradient_norms(model, x, y, *, loss=None, training=True):
@@ -123,15 +19,16 @@ def gradient_norms(model, x, y, *, loss=None, training=True):
     Parameters
     ----------
     model : keras.Model
-        Any Keras model; every layer with a trainable kernel (Dense, Conv, and the
-        input kernel of recurrent cells) is measured.
+        Any Keras model; every layer with a trainable kernel (Dense, Conv, the
+        query/key/value/output kernels of attention, the input kernel of recurrent
+        layers) is measured, nested models included.
     x : (num_samples, ...) array_like
         Input batch, with the per-example shape the model expects.
     y : (num_samples, ...) array_like
-        Targets; class indices in ``[0, num_classes)`` for the default loss.
-    loss : callable, optional
-        ``loss(y_true, y_pred)`` returning a scalar. Default: sparse categorical
-        cross-entropy from logits.
+        Targets that fit the loss (class indices for a classifier).
+    loss : None, str or callable, optional
+        ``loss(y_true, y_pred)``. Default: the model's compiled loss, else inferred
+        from the output layer and ``y`` (see :func:`vgrad.measure`).
     training : bool, default True
         Run the model as in a training step (BatchNorm on batch statistics).
 
@@ -144,8 +41,8 @@ def gradient_norms(model, x, y, *, loss=None, training=True):
     Raises
     ------
     TypeError, ValueError
-        For a model with no kernels, mismatched ``x``/``y`` lengths, an empty batch,
-        a wrong feature count or labels outside ``[0, num_classes)``.
+        For a model with no kernels, mismatched ``x``/``y`` lengths, an empty or
+        non-finite batch, a wrong feature count or labels outside ``[0, num_classes)``.
 
     Examples
     --------
@@ -153,7 +50,14 @@ def gradient_norms(model, x, y, *, loss=None, training=True):
     >>> norms["dense_1"] / norms["dense_20"]  # doctest: +SKIP
     1.2e-11
     """
-    return _run(model, "kernel", x, y, loss, training)
+    measurement = measure(model, x, y, loss=loss, training=training)
+    norms = LayerDict(
+        (layer.name, layer.gradient_norm) for layer in measurement.weight_layers
+        if layer.kind in ("dense", "conv", "attention", "recurrent")
+    )
+    if not norms:
+        raise ValueError(f"model {model.name!r} has no layer with a trainable kernel to probe")
+    return norms
 
 
 def backprop_norms(model, x, y, *, loss=None, training=True):
@@ -189,4 +93,8 @@ def backprop_norms(model, x, y, *, loss=None, training=True):
     Glorot, X. & Bengio, Y. (2010). Understanding the difficulty of training deep
     feedforward neural networks. AISTATS.
     """
-    return _run(model, "backprop", x, y, loss, training)
+    measurement = measure(model, x, y, loss=loss, training=training)
+    if not measurement.backprop:
+        raise ValueError(measurement.notes[0] if measurement.notes else
+                         f"model {model.name!r} has no hidden activation to probe")
+    return measurement.backprop

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from vgrad._batch import check_features
+from vgrad._batch import build_on, check_features
+from vgrad._checks import check_flag
 from vgrad._cache import cached, compile_probe
 from vgrad._forward import check_replayable, tapped_forward
-from vgrad.probes import restoring_state
+from vgrad._state import restoring_state
 from vgrad.tables import LayerDict, format_number
 
 #: |tanh| above this is in the flat tail, where tanh' = 1 - a**2 < 0.06 (6% of its peak).
@@ -63,7 +64,8 @@ class ActivationStats:
         )
 
 
-def _layer_statistics(activations, function):
+def layer_statistics(activations, function):
+    """``[mean, std, saturated fraction, dead fraction]`` of one layer's activations (a tensor)."""
     kind = activation_kind(function)
     a = tf.reshape(activations, (tf.shape(activations)[0], -1))
     nan = tf.constant(np.nan, tf.float32)
@@ -83,22 +85,20 @@ def _layer_statistics(activations, function):
 def _stats_probe(model, training):
     check_replayable(model)
     save, restore = restoring_state(model)
-    probe_input = tf.zeros((1, *model.inputs[0].shape[1:]), dtype=tf.float32)
-    _, taps = tapped_forward(model, probe_input, training=False)
-    if not taps.activations:
-        raise ValueError(f"model {model.name!r} has no hidden activation to measure")
-    names = list(taps.activations)
-    kinds = [activation_kind(taps.functions[name]) for name in names]
+    names = []  # filled when the function is traced
 
     def fn(x):
         saved = save()
         _, taps = tapped_forward(model, x, training=training)
         restore(saved)
+        names[:] = [(name, activation_kind(taps.functions[name])) for name in taps.activations]
+        if not names:
+            return tf.zeros((0, 4))
         return tf.stack(
-            [_layer_statistics(taps.activations[n], taps.functions[n]) for n in names]
+            [layer_statistics(taps.activations[n], taps.functions[n]) for n in taps.activations]
         )
 
-    return names, kinds, compile_probe(fn)
+    return names, compile_probe(fn)
 
 
 def activation_stats(model, x, *, training=True):
@@ -125,8 +125,12 @@ def activation_stats(model, x, *, training=True):
         For an empty batch, a wrong feature count, or a model without hidden activations.
     """
     x = check_features(model, x)
-    names, kinds, fn = cached(model, ("stats", bool(training)), lambda: _stats_probe(model, training))
+    training = check_flag("training", training)
+    build_on(model, x)
+    names, fn = cached(model, ("stats", training), lambda: _stats_probe(model, training))
     values = fn(tf.constant(x)).numpy().astype(np.float64)
+    if not names:
+        raise ValueError(f"model {model.name!r} has no hidden activation to measure")
     return LayerDict(
-        (name, ActivationStats(kind, *row.tolist())) for name, kind, row in zip(names, kinds, values)
+        (name, ActivationStats(kind, *row.tolist())) for (name, kind), row in zip(names, values)
     )

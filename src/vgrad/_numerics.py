@@ -1,0 +1,30 @@
+"""Numerical primitives shared by every measurement (ground floor: imports only TensorFlow)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def scaled_norm(tensor, mean=False):
+    """L2 norm (or root-mean-square, ``mean=True``) without float32 under- or overflow.
+
+    Squaring float32 values below about 1e-19 gives 0 and above about 2e19 gives
+    ``inf``, while the gradients of deep sigmoid nets reach 1e-31; dividing by the
+    largest magnitude first keeps every square in range. ``inf`` and ``nan`` pass
+    through as such.
+    """
+    values = tf.reshape(tf.cast(tensor, tf.float32), [-1])
+    largest = tf.reduce_max(tf.abs(values))  # ignores nan, so nan is checked apart
+    usable = tf.math.is_finite(largest) & (largest > 0)
+    scale = tf.where(usable, largest, tf.ones_like(largest))
+    reduce = tf.reduce_mean if mean else tf.reduce_sum
+    norm = scale * tf.sqrt(reduce(tf.square(values / scale)))
+    norm = tf.where(tf.math.is_inf(largest), largest, norm)
+    return tf.where(tf.reduce_any(tf.math.is_nan(values)), tf.constant(float("nan"), norm.dtype), norm)
+
+
+def dense_gradient(gradient):
+    """``gradient`` as a dense tensor (Embedding gradients arrive as ``IndexedSlices``)."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.convert_to_tensor(gradient)
+    return gradient
