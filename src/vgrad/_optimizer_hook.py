@@ -1,9 +1,11 @@
 """Record gradient and update norms inside a Keras optimizer's ``apply``.
 
-The hook replaces ``optimizer.apply`` on the instance, so the training step that
-``model.fit`` compiles reduces each gradient to its squared norm in the same graph
-that computed it, before clipping, and writes one row per recorded step into a
-device-side ring buffer that Python reads in batches (:meth:`OptimizerHook.drain`).
+While :meth:`OptimizerHook.installed` is entered (around a call of the recording train
+function, hence around its tracing), ``optimizer.apply`` is replaced on the instance,
+so the training step reduces each gradient to its squared norm in the graph that
+computed it, before clipping, and writes one row per recorded step into a device-side
+ring buffer that Python reads in batches (:meth:`OptimizerHook.drain`). Outside the
+context the optimizer is untouched, also when ``fit`` raises.
 
 Speed notes: one ``L2Loss`` per tensor is the cheapest reduction here, because each
 runs as soon as its gradient exists, overlapping the rest of back-propagation; fused
@@ -15,87 +17,16 @@ small model ~8% even on unrecorded steps, so the update always runs outside cond
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 import tensorflow as tf
 
-import keras
-
-#: Buffer columns: step, max |g|, then half squared norms (``L2Loss``) of the
-#: gradients, of the weights before the step and of the updates, one block each.
-STEP, MAX_ABS, NUM_FIXED = 0, 1, 2
-
-#: Optimizers that change trainable variables only through ``optimizer.assign*``, so
-#: the update can be read from those calls instead of from a copy of the weights.
-_ASSIGNING_OPTIMIZERS = tuple(
-    getattr(keras.optimizers, name)
-    for name in (
-        "SGD", "Adam", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam", "Ftrl",
-        "Lion", "Lamb", "Adafactor",
-    )
-    if hasattr(keras.optimizers, name)
+from vgrad._hook_columns import (
+    HISTOGRAM_BINS, NUM_FIXED, check_optimizer, copies_weights_for, decode_rows,
 )
 
-
-def updates_through_assign(optimizer, variables):
-    """Whether every change ``optimizer`` makes to ``variables`` goes through its
-    ``assign``, ``assign_add`` or ``assign_sub`` (no weight decay, EMA or constraint)."""
-    return (
-        type(optimizer) in _ASSIGNING_OPTIMIZERS
-        and not optimizer.weight_decay
-        and not optimizer.use_ema
-        and all(v.constraint is None for v in variables)
-        and not any(getattr(v, "overwrite_with_gradient", False) for v in variables)
-    )
-
-
-def check_optimizer(optimizer, own_hook=None):
-    """Raise unless a hook can wrap ``optimizer`` (``own_hook`` may already wrap it)."""
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise TypeError("GradientMonitor needs a model compiled with a "
-                        f"keras.optimizers.Optimizer, got {type(optimizer).__name__}")
-    if optimizer.gradient_accumulation_steps:
-        raise ValueError("GradientMonitor does not support gradient_accumulation_steps="
-                         f"{optimizer.gradient_accumulation_steps}; use an optimizer without it")
-    wrapper = vars(optimizer).get("apply")
-    if wrapper is not None and getattr(wrapper, "__self__", None) is not own_hook:
-        raise ValueError(
-            "the model's optimizer is already watched by another GradientMonitor; pass one "
-            "GradientMonitor per fit (after an interrupted fit, call the other monitor's "
-            "on_train_end() to detach it)"
-        )
-
-
-def decode_rows(rows, hook):
-    """Turn buffer ``rows`` into ``{name: array}`` records, or None when there are none.
-
-    Arrays: ``steps``, ``global_norm``, ``clipped``, ``nonfinite`` of shape
-    ``(num_records,)`` and ``gradient``, ``weight``, ``ratio`` of shape
-    ``(num_records, num_variables)``.
-    """
-    if not len(rows):
-        return None
-    half_squares = rows[:, NUM_FIXED:].reshape(len(rows), 3, hook.num_variables)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        gradient, weight, update = np.sqrt(2.0 * half_squares).transpose(1, 0, 2)
-        global_norm = np.sqrt(np.sum(np.square(gradient), axis=1))
-        ratio = update / weight
-    # Summed in float32 as in the graph: squares beyond float32 count as non-finite.
-    summed = np.sum(half_squares[:, 0].astype(np.float32), axis=1, dtype=np.float32)
-    optimizer = hook.optimizer
-    if optimizer.clipnorm and optimizer.clipnorm > 0:
-        clipped = np.any(gradient > optimizer.clipnorm, axis=1)
-    elif optimizer.global_clipnorm and optimizer.global_clipnorm > 0:
-        clipped = global_norm > optimizer.global_clipnorm
-    elif optimizer.clipvalue and optimizer.clipvalue > 0:
-        clipped = rows[:, MAX_ABS] > optimizer.clipvalue
-    else:
-        clipped = np.zeros(len(rows), bool)
-    return {
-        "steps": rows[:, STEP].astype(np.int64), "global_norm": global_norm,
-        "clipped": clipped, "nonfinite": ~np.isfinite(summed),
-        "gradient": gradient, "weight": weight, "ratio": ratio,
-    }
+__all__ = ["OptimizerHook", "check_optimizer", "decode_rows"]
 
 
 def _dense(tensor):
@@ -118,6 +49,24 @@ def _total(deltas):
     if len(deltas) == 1:
         return deltas[0][1]
     return tf.add_n([sign * tf.convert_to_tensor(value) for sign, value in deltas])
+
+
+def _visible(tensor):
+    """Whether ``tensor`` may be used in the graph being built (its own or an outer one)."""
+    graph = tf.compat.v1.get_default_graph()
+    while graph is not None:
+        if getattr(tensor, "graph", None) is graph:
+            return True
+        graph = getattr(graph, "outer_graph", None)
+    return False
+
+
+def _distributed_context():
+    """The replica context of a multi-replica ``tf.distribute`` step, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
 
 
 @contextlib.contextmanager
@@ -158,156 +107,213 @@ def _capture_updates(optimizer, column_of, waits=None):
 
 
 class OptimizerHook:
-    """Wrap ``optimizer.apply`` to record norms of ``variables`` every ``every`` steps.
+    """Record norms of ``optimizer``'s trainable variables every ``every`` steps.
 
-    Update norms are ``||w_after - w_before||``: read from the optimizer's assign calls
-    where :func:`updates_through_assign` allows, otherwise from a copy of the weights.
-    ``armed`` is read when the train function is traced: False traces a plain step.
+    The variables are those given, or, when None (a model built on its first batch),
+    those of the first ``apply`` call traced inside :meth:`installed`. Update norms are
+    ``||w_after - w_before||``: read from the optimizer's assign calls, or from a copy
+    of the weights when ``copies_weights`` (optimizers with weight decay, EMA or
+    constraints, and every multi-replica step). A failure while tracing is kept in
+    ``failure``; the step then runs the optimizer's own ``apply``.
     """
 
-    def __init__(
-        self, optimizer, variables, every, capacity, *, track_nonfinite=False,
-        histograms=None, jit_compile=False,
-    ):
+    def __init__(self, optimizer, every, capacity, *, variables=None, track_nonfinite=False,
+                 histograms=False, jit_compile=False):
         self.optimizer = optimizer
-        self.variables = list(variables)
-        self.num_variables = len(self.variables)
         self.every = every
         self.capacity = capacity
-        self.track_max = bool(optimizer.clipvalue)  # only clipvalue needs max |g|
         self.track_nonfinite = track_nonfinite
-        self.histograms = histograms  # (summary writer, names) or None
+        self.histograms = bool(histograms)
         self.jit_compile = jit_compile
-        self.exact_updates = not updates_through_assign(optimizer, self.variables)
-        self._columns = {optimizer._var_key(v): index for index, v in enumerate(self.variables)}
-        width = NUM_FIXED + 3 * self.num_variables
-        self.buffer = tf.Variable(tf.zeros((capacity, width), tf.float64), trainable=False)
-        self.count = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.nonfinite_seen = tf.Variable(False, trainable=False)
+        self.track_max = bool(optimizer.clipvalue) or self.histograms
+        self.variables = None
+        self.failure = None
         self.drained = 0
-        self.armed = True
-        self._original_apply = None
+        self._lock = threading.Lock()
+        self._traced = threading.local()  # the loss seen by scale_loss in this thread's trace
+        if variables:
+            self.bind(variables)
+
+    @property
+    def bound(self):
+        return self.variables is not None
+
+    def bind(self, variables):
+        """Fix the recorded variables and create the buffers (eagerly, also mid-trace)."""
+        with tf.init_scope():
+            self.variables = list(variables)
+            self.num_variables = len(self.variables)
+            self.copies_weights = copies_weights_for(self.optimizer, self.variables)
+            self._columns = {self.optimizer._var_key(v): i for i, v in enumerate(self.variables)}
+            width = NUM_FIXED + (4 if self.histograms else 3) * self.num_variables
+            self.buffer = tf.Variable(tf.zeros((self.capacity, width), tf.float64), trainable=False)
+            self.count = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.nonfinite_seen = tf.Variable(False, trainable=False)
+            self.bins = None
+            if self.histograms:
+                self.bins = tf.Variable(tf.zeros(
+                    (self.capacity, self.num_variables, HISTOGRAM_BINS), tf.int32), trainable=False)
 
     def matches(self, optimizer, every, jit_compile, variables):
         """Whether this hook records ``variables`` of ``optimizer`` as asked."""
-        return (
-            (self.optimizer, self.every, self.jit_compile) == (optimizer, every, jit_compile)
-            and [id(v) for v in self.variables] == [id(v) for v in variables]
-        )
+        return ((self.optimizer, self.every, self.jit_compile) == (optimizer, every, jit_compile)
+                and self.bound and [id(v) for v in self.variables] == [id(v) for v in variables])
 
     def _column(self, variable):
         return self._columns.get(self.optimizer._var_key(variable))
 
-    def install(self):
-        if self._original_apply is None:
-            self._original_apply = self.optimizer.apply
-            # object.__setattr__ keeps the wrapper out of Keras's attribute tracking.
-            object.__setattr__(self.optimizer, "apply", self._apply)
+    @contextlib.contextmanager
+    def installed(self, loss_owner=None):
+        """Patch ``optimizer.apply`` (and ``loss_owner.scale_loss``, to see the loss)
+        for the duration of the block; both are restored however the block ends."""
+        original_apply = self.optimizer.apply
+        patched = [(self.optimizer, "apply")]
 
-    def remove(self):
-        if self._original_apply is not None:
-            if vars(self.optimizer).get("apply") == self._apply:
-                object.__delattr__(self.optimizer, "apply")
-            self._original_apply = None
+        def apply(grads, trainable_variables=None):
+            return self._apply(original_apply, grads, trainable_variables)
 
-    def _apply(self, grads, trainable_variables=None):
-        if not self.armed:
-            return self._original_apply(grads, trainable_variables)
+        object.__setattr__(self.optimizer, "apply", apply)
+        if loss_owner is not None and "scale_loss" not in vars(loss_owner):
+            original_scale = loss_owner.scale_loss
+
+            def scale_loss(loss):
+                self._traced.loss = loss
+                return original_scale(loss)
+
+            object.__setattr__(loss_owner, "scale_loss", scale_loss)
+            patched.append((loss_owner, "scale_loss"))
+        try:
+            yield self
+        finally:
+            for owner, name in patched:
+                object.__delattr__(owner, name)
+
+    def _apply(self, original_apply, grads, trainable_variables=None):
         grads = list(grads)
+        loss, self._traced.loss = getattr(self._traced, "loss", None), None
+        if self.failure is not None:
+            return original_apply(grads, trainable_variables)
+        try:
+            plan = self._prepare(grads, trainable_variables, loss)
+        except Exception as error:  # noqa: BLE001 - a monitor must not break training
+            self.failure = error
+            return original_apply(grads, trainable_variables)
+        step, due, before, copies, writes = plan
+        if copies:
+            original_apply(grads, trainable_variables)
+            deltas = None
+        else:
+            # Each assign waits for the norm of the weight it overwrites, so it writes in
+            # place instead of copying. Waiting for the gradient norms instead would hold
+            # every update until the end of back-propagation (+30% step time).
+            waits = before[1] if due is None else None
+            with _capture_updates(self.optimizer, self._column, waits) as deltas:
+                original_apply(grads, trainable_variables)
+        try:
+            record = lambda: self._after(step, before, deltas, writes)  # noqa: E731
+            record() if due is None else tf.cond(due, record, lambda: None)
+        except Exception as error:  # noqa: BLE001
+            self.failure = error
+
+    def _prepare(self, grads, trainable_variables, loss):
         if trainable_variables is None:
             trainable_variables = self.optimizer._trainable_variables
         trainable_variables = list(trainable_variables)
+        if not self.bound:
+            with self._lock:  # replicas trace in threads
+                if not self.bound:
+                    self.bind(trainable_variables)
         step = tf.identity(self.optimizer.iterations)
         gradients = [tf.zeros((), tf.float32)] * self.num_variables  # no gradient: zero
         for gradient, variable in zip(grads, trainable_variables):
             column = self._column(variable)
             if column is not None and gradient is not None:
                 gradients[column] = gradient
+        loss = (tf.cast(loss, tf.float32) if loss is not None and _visible(loss)
+                else tf.constant(float("nan")))
+        context = _distributed_context()
+        if context is not None:
+            # The optimizer sums the replicas' gradients (each of its loss divided by
+            # the number of replicas): record the norms of that sum, on every replica.
+            gradients = [tf.cast(_dense(g), tf.float32) for g in gradients]
+            loss, *gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, [loss, *gradients])
+        copies = self.copies_weights or context is not None
+        writer = None if context is None else tf.get_static_value(context.replica_id_in_sync_group)
+        writes = writer in (None, 0)  # one replica writes the rows
         if self.every == 1:
-            due = None
-            head, weight_halves, snapshot = self._before(step, gradients)
-        else:
-            due = tf.equal(tf.math.floormod(step, self.every), 0)
-            head, weight_halves, snapshot = tf.cond(
-                due, lambda: self._before(step, gradients, stacked=True), self._skipped_before
-            )
-        if self.exact_updates:
-            self._original_apply(grads, trainable_variables)
-            deltas = None
-        else:
-            # Each assign waits for the norm of the weight it overwrites, so it writes in
-            # place instead of copying. Waiting for the gradient norms instead would hold
-            # every update until the end of back-propagation (+30% step time).
-            waits = weight_halves if due is None else None
-            with _capture_updates(self.optimizer, self._column, waits) as deltas:
-                self._original_apply(grads, trainable_variables)
-        self._when(
-            due,
-            lambda: self._after(step, head, weight_halves, snapshot, deltas),
-            lambda: None,
-        )
+            return step, None, self._before(loss, gradients, copies), copies, writes
+        due = tf.equal(tf.math.floormod(step, self.every), 0)
+        before = tf.cond(due, lambda: self._before(loss, gradients, copies, stacked=True),
+                         lambda: self._skipped_before(copies))
+        return step, due, before, copies, writes
+
+    def _before(self, loss, gradients, copies, stacked=False):
+        """Return ``(head, weight half squares, snapshot, bins)``: head holds max |g|,
+        the loss and the gradients' half squares (then each one's max |g| with histograms)."""
+        maxima, bins = [], tf.zeros((0,), tf.int32)
+        if self.track_max:
+            maxima = [tf.reduce_max(tf.abs(tf.cast(_dense(g), tf.float32))) for g in gradients]
+        if self.histograms:
+            bins = tf.stack([self._histogram(g, m) for g, m in zip(gradients, maxima)])
+        max_abs = tf.reduce_max(tf.stack(maxima)) if maxima else tf.zeros(())
+        snapshot = [tf.convert_to_tensor(v) for v in self.variables] if copies else []
+        weights = snapshot if copies else [v.value for v in self.variables]
+        head = [max_abs, loss, *_half_squares(gradients)]
+        head += maxima if self.histograms else []
+        weight_halves = _half_squares(weights)
+        if stacked:
+            return tf.stack(head), tf.stack(weight_halves), snapshot, bins
+        return head, weight_halves, snapshot, bins
 
     @staticmethod
-    def _when(due, record, skip):
-        return record() if due is None else tf.cond(due, record, skip)
+    def _histogram(gradient, max_abs):
+        """Counts of ``gradient`` in ``HISTOGRAM_BINS`` equal bins over ``[-max_abs, max_abs]``."""
+        limit = tf.where(tf.math.is_finite(max_abs) & (max_abs > 0), max_abs, 1.0)
+        values = tf.cast(_dense(gradient), tf.float32)
+        return tf.histogram_fixed_width(values, tf.stack([-limit, limit]), HISTOGRAM_BINS)
 
-    def _before(self, step, gradients, stacked=False):
-        """Return ``([max |g|, *gradient half squares], weight half squares, snapshot)``,
-        as lists of scalars, or as two vectors and a list when ``stacked``."""
-        if self.histograms is not None:
-            writer, names = self.histograms
-            with writer.as_default():
-                for name, gradient in zip(names, gradients):
-                    tf.summary.histogram(f"gradient/{name}", _dense(gradient), step=step)
-        max_abs = tf.zeros(())
-        if self.track_max:
-            max_abs = tf.reduce_max(tf.stack(
-                [tf.reduce_max(tf.abs(tf.cast(_dense(g), tf.float32))) for g in gradients]
-            ))
-        if self.exact_updates:
-            snapshot = [tf.convert_to_tensor(v) for v in self.variables]
-            weights = snapshot
-        else:
-            snapshot, weights = [], [v.value for v in self.variables]
-        head, weight_halves = [max_abs, *_half_squares(gradients)], _half_squares(weights)
-        if stacked:
-            return tf.stack(head), tf.stack(weight_halves), snapshot
-        return head, weight_halves, snapshot
-
-    def _skipped_before(self):
-        skipped = (tf.zeros((1 + self.num_variables,)), tf.zeros((self.num_variables,)))
-        if not self.exact_updates:
-            return (*skipped, [])
+    def _skipped_before(self, copies):
+        head = 2 + (2 if self.histograms else 1) * self.num_variables
+        bins = tf.zeros((self.num_variables, HISTOGRAM_BINS) if self.histograms else (0,), tf.int32)
+        skipped = (tf.zeros((head,)), tf.zeros((self.num_variables,)))
+        if not copies:
+            return (*skipped, [], bins)
         # An XLA conditional needs equal shapes in both branches; otherwise an empty
         # tensor saves writing zeros the size of the model at every skipped step.
-        return (*skipped, [
-            tf.zeros_like(v) if self.jit_compile else tf.zeros((0,), v.dtype)
-            for v in self.variables
-        ])
+        return (*skipped, [tf.zeros_like(v) if self.jit_compile else tf.zeros((0,), v.dtype)
+                           for v in self.variables], bins)
 
-    def _after(self, step, head, weight_halves, snapshot, deltas):
+    def _after(self, step, before, deltas, writes):
+        head, weight_halves, snapshot, bins = before
         if deltas is None:
             updates = [tf.convert_to_tensor(v) - s for v, s in zip(self.variables, snapshot)]
         else:
             updates = [_total(deltas.get(column)) for column in range(self.num_variables)]
         update_halves = _half_squares(updates)
+        split = 2 + self.num_variables  # the gradients' columns end here
         if isinstance(head, list):  # one Pack for the whole row
-            values = tf.stack(head + weight_halves + update_halves)
+            values = tf.stack(head[:split] + weight_halves + update_halves + head[split:])
         else:
-            values = tf.concat([head, weight_halves, tf.stack(update_halves)], 0)
+            values = tf.concat([head[:split], weight_halves, tf.stack(update_halves),
+                                head[split:]], 0)
+        if not writes:
+            return
         # float64 keeps the step exact beyond 2**24.
         row = tf.concat([tf.cast(step, tf.float64)[None], tf.cast(values, tf.float64)], 0)
         index = tf.math.floormod(self.count, self.capacity)
         self.buffer.scatter_nd_update(index[None, None], row[None])
+        if self.histograms:
+            self.bins.scatter_nd_update(index[None, None], bins[None])
         self.count.assign_add(1)
         if self.track_nonfinite:
-            gradient_sum = tf.reduce_sum(values[1 : 1 + self.num_variables])
+            gradient_sum = tf.reduce_sum(values[2 : 2 + self.num_variables])
             self.nonfinite_seen.assign(
                 tf.logical_or(self.nonfinite_seen, tf.logical_not(tf.math.is_finite(gradient_sum)))
             )
 
     def drain(self):
-        """Return the rows written since the last drain, oldest first, as a float64 array."""
+        """Return ``(rows, bins)`` written since the last drain, oldest first, as arrays
+        (``bins`` None without histograms)."""
         count = int(self.count.numpy())
         pending = count - self.drained
         if pending > self.capacity:
@@ -316,7 +322,8 @@ class OptimizerHook:
                 f"{self.capacity} rows filled before it was read"
             )
         if pending <= 0:
-            return np.zeros((0, self.buffer.shape[1]))
-        indices = np.arange(self.drained, count) % self.capacity
+            return np.zeros((0, self.buffer.shape[1])), None
+        indices = tf.constant([i % self.capacity for i in range(self.drained, count)])
         self.drained = count
-        return tf.gather(self.buffer, indices).numpy()
+        bins = tf.gather(self.bins, indices).numpy() if self.histograms else None
+        return tf.gather(self.buffer, indices).numpy(), bins

@@ -2,29 +2,67 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
+import weakref
 
 import numpy as np
 import tensorflow as tf
 
 import keras
-from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
 from vgrad._checks import check_count
+from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
+from vgrad._step_log import StepSchedule
+from vgrad._summaries import write_records
 from vgrad.tables import finite_median, format_number
 
-#: Rows of the device-side buffer, read when it may fill and at every epoch end.
-MIN_CAPACITY = 256
+#: {optimizer: the monitor watching it during a fit}.
+_WATCHERS = weakref.WeakKeyDictionary()
+
+_RECORDS = ("steps", "loss", "global_norm", "clipped", "nonfinite")
+_TABLES = ("history", "update_ratio", "weight_norm")
+
+
+def _recorded(name):
+    def read(self):
+        self._read_device()
+        return getattr(self, "_" + name)
+
+    return property(read, doc=f"See the class docstring ({name}).")
+
+
+def _guarded(method):
+    """Run a callback method; an internal failure detaches the monitor and warns."""
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        if self._failed:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - a monitor must never break training
+            self._fail(error)
+            return None
+
+    return guarded
 
 
 class GradientMonitor(keras.callbacks.Callback):
     """Record per-variable gradient norms and update ratios during ``model.fit``.
 
-    For the duration of ``fit`` the monitor wraps the optimizer's ``apply``, so the
-    norms are those of the gradients the optimizer received, before clipping, reduced
-    inside the compiled training step (no second backward pass) and read from the
-    device in batches. Any Keras model works (Sequential, functional, subclassed), with
-    any Keras optimizer, ``steps_per_execution > 1`` and ``jit_compile=True``.
+    While the monitor's train function runs (and is traced), the optimizer's ``apply``
+    is wrapped, so the norms are those of the gradients the optimizer received, before
+    clipping, reduced inside the compiled training step (no second backward pass) and
+    read from the device in batches. The wrapper is removed after each call, also when
+    ``fit`` raises. Any Keras model works (Sequential, functional, subclassed, built on
+    its first batch, with its own ``train_step`` calling ``optimizer.apply`` or
+    ``apply_gradients``), with any Keras optimizer, ``steps_per_execution > 1``,
+    ``jit_compile=True`` and ``tf.distribute.MirroredStrategy`` (then the norms are
+    those of the gradient summed over the replicas, which the optimizer applies).
+
+    A monitor never breaks the training it watches: an internal failure detaches it
+    with one ``RuntimeWarning`` naming the cause, and what was recorded is kept.
 
     Parameters
     ----------
@@ -32,10 +70,11 @@ class GradientMonitor(keras.callbacks.Callback):
         Record the optimizer steps that are multiples of ``every``.
     log_dir : str or os.PathLike, optional
         Directory for TensorBoard summaries: scalars ``gradient_norm/<path>``,
-        ``update_ratio/<path>`` and ``gradient_norm/global`` at each recorded step.
+        ``update_ratio/<path>``, ``gradient_norm/global`` and ``loss`` at each
+        recorded step, written when the records are read from the device.
     histograms : bool, default False
-        Also write ``gradient/<path>`` histograms (needs ``log_dir`` and a model
-        compiled with ``jit_compile=False``).
+        Also write ``gradient/<path>`` histograms (needs ``log_dir``): each gradient is
+        binned on the device, in 30 equal bins over ``[-max |g|, max |g|]``.
     stop_on_nonfinite : bool, default False
         Set ``model.stop_training = True`` after a recorded step with a non-finite
         gradient, as ``keras.callbacks.TerminateOnNaN`` does for the loss.
@@ -45,6 +84,12 @@ class GradientMonitor(keras.callbacks.Callback):
     steps : list of int
         Optimizer step of each record: ``optimizer.iterations`` before the update, so
         the first step of a fresh optimizer is 0. Steps continue over successive fits.
+    loss : list of float
+        The training loss of each recorded step: the loss of that step's batch (over
+        the global batch under a distribution strategy) whose gradients were recorded,
+        regularisation losses included, before loss scaling -- not the running epoch
+        mean Keras logs. ``nan`` where the step did not pass its loss to the
+        optimizer's ``scale_loss`` (a custom ``train_step`` may not).
     history : dict of {str: list of float}
         {variable path (``variable.path``, e.g. ``"dense_3/kernel"``): L2 norm of the
         gradient the optimizer received at each record}, every trainable variable, in
@@ -59,13 +104,17 @@ class GradientMonitor(keras.callbacks.Callback):
     clipped : list of bool
         Whether the optimizer's clipping changed the gradients: global norm >
         ``global_clipnorm``, some variable's norm > ``clipnorm``, or some ``|g|`` >
-        ``clipvalue``. A ``nan`` norm never counts as clipped.
+        ``clipvalue``. A ``nan`` norm never counts as clipped. (Under a distribution
+        strategy Keras clips each replica's share, so this flag is then approximate.)
     nonfinite : list of bool
         Whether a gradient held ``inf`` or ``nan`` (or values beyond ~1e19, whose
         squares overflow float32, as they do in the optimizer's clipping). Such norms
         are recorded as ``inf`` or ``nan``; nothing is raised.
     num_clipped, num_nonfinite : int
         Number of True entries of ``clipped`` and ``nonfinite``.
+
+    The records are read from the device when ``fit`` ends an epoch, when the buffer
+    may fill, and whenever one of these attributes is read (also after ``fit`` raised).
 
     Raises
     ------
@@ -80,6 +129,9 @@ class GradientMonitor(keras.callbacks.Callback):
     >>> model.fit(x, y, epochs=5, callbacks=[monitor])  # doctest: +SKIP
     >>> monitor.history["dense_1/kernel"][-1]  # doctest: +SKIP
     """
+
+    steps, loss, global_norm, clipped, nonfinite = (_recorded(name) for name in _RECORDS)
+    history, update_ratio, weight_norm = (_recorded(name) for name in _TABLES)
 
     def __init__(self, every=1, log_dir=None, histograms=False, stop_on_nonfinite=False):
         super().__init__()
@@ -97,10 +149,17 @@ class GradientMonitor(keras.callbacks.Callback):
         # Keras may run on_train_batch_end in a worker thread, after the step, when every
         # callback is async-safe; ours does nothing then unless it must stop training.
         self.async_safe = not self.stop_on_nonfinite
-        self._writer = self._hook = self._model_id = None
+        self._writer = self._hook = self._model_id = self._names = self._schedule = None
         self._functions = None  # (the train function fit made, its recording twin)
-        self.steps, self.global_norm, self.clipped, self.nonfinite = [], [], [], []
-        self.history, self.update_ratio, self.weight_norm = {}, {}, {}
+        self._failed = self._in_fit = self._expected = self._recording = False
+        self._calls = 0
+        self._clear_records()
+
+    def _clear_records(self):
+        for name in _RECORDS:
+            setattr(self, "_" + name, [])
+        for name in _TABLES:
+            setattr(self, "_" + name, {})
 
     @property
     def num_clipped(self):
@@ -113,134 +172,167 @@ class GradientMonitor(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         model = self.model
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-        check_optimizer(optimizer, self._hook)
-        if not model.trainable_variables:
-            raise ValueError(f"model {model.name!r} has no trainable variable to monitor")
+        check_optimizer(optimizer)
         if self.histograms and model.jit_compile:
             raise ValueError("histograms=True cannot run in an XLA-compiled step; compile "
                              "the model with jit_compile=False or pass histograms=False")
-        steps_per_call = int(model.steps_per_execution)
-        # One step per call: Python picks the recording or the plain train function
-        # before each step, so unrecorded steps cost nothing. Several steps per call:
-        # the recording function decides in the graph, with a tf.cond on the step.
-        self._switching = steps_per_call == 1 and self.every > 1
-        every_in_graph = 1 if self._switching else self.every
-        self._records_per_call = steps_per_call // every_in_graph + 1
-        capacity = max(MIN_CAPACITY, 4 * self._records_per_call)
-        key = (optimizer, every_in_graph, bool(model.jit_compile), model.trainable_variables)
-        if self._hook is None or not self._hook.matches(*key) or self._hook.capacity < capacity:
-            self._rebuild(model, key, capacity)
-        self._hook.install()
-        self._pending, self._ran = 0, None
-        self._next_step = int(optimizer.iterations.numpy())
+        other = _WATCHERS.get(optimizer)
+        if other is not None and other is not self and other._in_fit:
+            if not other._calls:
+                raise ValueError(
+                    "the model's optimizer is already watched by another GradientMonitor; "
+                    "pass one GradientMonitor per fit")
+            other._detach()  # left over from a fit that raised
+        self._failed = False
+        self._begin(model, optimizer)
+
+    @_guarded
+    def _begin(self, model, optimizer):
+        schedule = StepSchedule(self.every, int(model.steps_per_execution))
+        key = (optimizer, schedule.every_in_graph, bool(model.jit_compile),
+               model.trainable_variables)
+        if (self._hook is None or self._hook.capacity < schedule.capacity
+                or not self._hook.matches(*key)):
+            self._rebuild(model, key, schedule.capacity)
+        self._read_device()
+        self._schedule = schedule
+        schedule.start(optimizer.iterations.numpy())
         plain = model.train_function
-        if self._functions is not None and plain is self._functions[1]:
-            plain = self._functions[0]  # an earlier fit stopped before on_train_end
+        owner = getattr(plain, "__self__", None)
+        if isinstance(owner, GradientMonitor):  # left by a fit that raised
+            plain = owner._functions[0]
         if self._functions is None or self._functions[0] is not plain:
             model.make_train_function(force=True)
             self._functions = (plain, model.train_function)
-        self._use(recording=True)
+        model.train_function = self._train_function
+        _WATCHERS[optimizer] = self
+        self._in_fit, self._calls, self._expected = True, 0, False
 
-    def _use(self, recording):
-        self._hook.armed = recording  # read when the function is traced
-        self.model.train_function = self._functions[1 if recording else 0]
+    def _train_function(self, iterator):
+        """What ``fit`` calls as ``model.train_function`` while the monitor watches."""
+        plain, recording = self._functions
+        if not self._expected:  # a call this monitor did not prepare: fit raised earlier
+            if self.model.train_function == self._train_function:
+                self.model.train_function = plain
+            return plain(iterator)
+        self._expected = False
+        if not self._recording:
+            return plain(iterator)
+        self._calls += 1
+        with self._hook.installed(loss_owner=self.model.optimizer):
+            logs = recording(iterator)
+        if self._hook.failure is not None:
+            self._fail(self._hook.failure)
+        return logs
 
+    @_guarded
     def on_train_batch_begin(self, batch, logs=None):
-        # The bookkeeping of a step happens when the next one begins, so that
-        # on_train_batch_end stays a no-op: a callback with real per-batch work there
-        # makes Keras dispatch batch ends synchronously and copy the logs to the host
-        # after every step, which costs more than the norms themselves.
-        if self._ran is not None:
-            self._pending += self._ran
-            if self._pending + self._records_per_call > self._hook.capacity:
-                self._collect()
-        if self._switching:
-            recording = self._next_step % self.every == 0
-            self._use(recording=recording)
-            self._next_step += 1
-            self._ran = int(recording)
-        else:
-            self._ran = self._records_per_call
+        # The bookkeeping happens before each call, so that on_train_batch_end stays a
+        # no-op: a callback with real per-batch work there makes Keras dispatch batch
+        # ends synchronously and copy the logs to the host after every step.
+        if self._schedule.must_read():
+            self._collect()
+        self._recording = self._schedule.next_call()
+        self._expected = True
 
+    @_guarded
     def on_train_batch_end(self, batch, logs=None):
         # Only with stop_on_nonfinite=True (then async_safe is False: this runs in order).
-        if not (self.stop_on_nonfinite and self._ran):
+        if not (self.stop_on_nonfinite and self._recording and self._hook.bound):
             return
         if bool(self._hook.nonfinite_seen.numpy()):
             self._hook.nonfinite_seen.assign(False)
             self.model.stop_training = True
             self._collect()
-            bad_steps = [s for s, bad in zip(self.steps, self.nonfinite) if bad]
+            bad_steps = [s for s, bad in zip(self._steps, self._nonfinite) if bad]
             warnings.warn(f"GradientMonitor: non-finite gradient at step {bad_steps[-1:]}; "
                           "stopping training", RuntimeWarning, stacklevel=2)
 
+    @_guarded
     def on_epoch_end(self, epoch, logs=None):
         self._collect()
         # Re-read the step: a LossScaleOptimizer skips the steps it rejects.
-        self._next_step = int(self._hook.optimizer.iterations.numpy())
+        self._schedule.start(self._hook.optimizer.iterations.numpy())
 
     def on_train_end(self, logs=None):
-        self._collect()
-        self._hook.remove()
-        self._hook.armed = True
-        if any(self.model.train_function is f for f in self._functions):
-            self.model.train_function = self._functions[0]
+        self._read_device()
+        self._detach()
         if self._writer is not None:
             self._writer.flush()
+
+    def _detach(self):
+        """Give the model back its own train function and stop watching the optimizer."""
+        self._in_fit = self._expected = False
+        if self._functions is not None and self.model.train_function == self._train_function:
+            self.model.train_function = self._functions[0]
+        if self._hook is not None and _WATCHERS.get(self._hook.optimizer) is self:
+            del _WATCHERS[self._hook.optimizer]
+
+    def _fail(self, error):
+        if self._failed:
+            return
+        self._failed = True
+        try:
+            self._collect()  # keep what was recorded before the failure
+        except Exception:  # noqa: BLE001
+            pass
+        self._detach()
+        warnings.warn(f"GradientMonitor stopped recording after an internal error "
+                      f"({type(error).__name__}: {error}); training goes on without it",
+                      RuntimeWarning, stacklevel=3)
+
+    def _read_device(self):
+        if not self._failed:
+            self._guarded_collect()
+
+    @_guarded
+    def _guarded_collect(self):
+        self._collect()
 
     def _rebuild(self, model, key, capacity):
         optimizer, every_in_graph, jit_compile, variables = key
         if self._hook is not None:
             self._collect()
-            self._hook.remove()
         if self._model_id != id(model):  # records of another model do not continue
-            self.steps, self.global_norm, self.clipped, self.nonfinite = [], [], [], []
-            self.history, self.update_ratio, self.weight_norm = {}, {}, {}
+            self._clear_records()
             self._model_id = id(model)
-        self._names = _unique_paths(variables)
         if self.log_dir is not None and self._writer is None:
             self._writer = tf.summary.create_file_writer(self.log_dir)
+        # An unbuilt model has no variables yet: the hook binds to those of the first
+        # optimizer step it traces.
         self._hook = OptimizerHook(
-            optimizer, variables, every_in_graph, capacity,
-            track_nonfinite=self.stop_on_nonfinite, jit_compile=jit_compile,
-            histograms=(self._writer, self._names) if self.histograms else None,
+            optimizer, every_in_graph, capacity, variables=variables or None,
+            track_nonfinite=self.stop_on_nonfinite, histograms=self.histograms,
+            jit_compile=jit_compile,
         )
-        self._functions = None
-        for table in (self.history, self.update_ratio, self.weight_norm):
-            for name in self._names:  # a variable made trainable later: nan before
-                table.setdefault(name, [np.nan] * len(self.steps))
+        self._names = self._functions = None
 
     def _collect(self):
         """Move the records waiting on the device into the Python lists."""
-        self._pending, self._ran = 0, None
-        records = decode_rows(self._hook.drain(), self._hook)
+        hook = self._hook
+        if hook is None or not hook.bound:
+            return
+        if self._names is None:
+            self._names = _unique_paths(hook.variables)
+            for name in _TABLES:  # a variable made trainable later: nan before
+                for path in self._names:
+                    getattr(self, "_" + name).setdefault(path, [np.nan] * len(self._steps))
+        rows, bins = hook.drain()
+        if self._schedule is not None:
+            self._schedule.unread = 0
+        records = decode_rows(rows, hook.optimizer, hook.num_variables)
         if records is None:
             return
-        self.steps.extend(records["steps"].tolist())
-        for name in ("global_norm", "clipped", "nonfinite"):
-            getattr(self, name).extend(records[name].tolist())
-        for table, values in ((self.history, records["gradient"]),
-                              (self.update_ratio, records["ratio"]),
-                              (self.weight_norm, records["weight"])):
-            for name in set(table) - set(self._names):  # a variable no longer trainable
-                table[name].extend([np.nan] * len(values))
-            for column, name in enumerate(self._names):
-                table[name].extend(values[:, column].tolist())
+        for name in _RECORDS:
+            getattr(self, "_" + name).extend(records[name].tolist())
+        for name, values in zip(_TABLES, (records["gradient"], records["ratio"], records["weight"])):
+            table = getattr(self, "_" + name)
+            for path in set(table) - set(self._names):  # a variable no longer trainable
+                table[path].extend([np.nan] * len(values))
+            for column, path in enumerate(self._names):
+                table[path].extend(values[:, column].tolist())
         if self._writer is not None:
-            self._write_scalars(records)
-
-    def _write_scalars(self, records):
-        with self._writer.as_default():
-            for index, step in enumerate(records["steps"]):
-                values = [("gradient_norm/global", records["global_norm"][index])]
-                for column, name in enumerate(self._names):
-                    values.append((f"gradient_norm/{name}", records["gradient"][index, column]))
-                    values.append((f"update_ratio/{name}", records["ratio"][index, column]))
-                summary = tf.compat.v1.Summary(
-                    value=[tf.compat.v1.Summary.Value(tag=t, simple_value=v) for t, v in values]
-                )
-                tf.summary.experimental.write_raw_pb(summary.SerializeToString(), step=int(step))
-        self._writer.flush()
+            write_records(self._writer, self._names, records, bins)
 
     def __repr__(self):
         head = (f"GradientMonitor(every={self.every}): {len(self.steps)} records, "
