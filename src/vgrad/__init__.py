@@ -19,6 +19,9 @@ _EXPORTS = {
     "train": "vgrad.training",
     "TrainingRun": "vgrad.training",
     # probes
+    "measure": "vgrad.measurement",
+    "Measurement": "vgrad.measurement",
+    "WeightLayer": "vgrad.measurement",
     "gradient_norms": "vgrad.probes",
     "backprop_norms": "vgrad.probes",
     "activation_stats": "vgrad.stats",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from vgrad._numerics import scaled_norm  # noqa: F401  re-exported until callers move
 from vgrad._state import restoring_state  # noqa: F401  re-exported until callers move
-from vgrad.measure import measure
+from vgrad.measurement import measure
 from vgrad.tables import LayerDict
 
 

@@ -1,0 +1,271 @@
+"""vgrad.measure on models written the way users write them, against a hand-written GradientTape."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import vgrad
+from vgrad._cache import MAX_FUNCTIONS_PER_MODEL, cache_size
+
+RNG = np.random.default_rng(0)
+NUM = 16
+
+
+def tape_norms(model, x, y, loss):
+    """The reference: {variable path: L2 norm of dLoss/dvariable} from one eager tape."""
+    variables = model.trainable_variables
+    with tf.GradientTape() as tape:
+        value = loss(y, model(x, training=True))
+    gradients = tape.gradient(value, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return float(value), {v.path: float(tf.norm(tf.convert_to_tensor(g))) for v, g in zip(variables, gradients)}
+
+
+def assert_matches_tape(measurement, model, x, y, loss):
+    loss_value, expected = tape_norms(model, x, y, loss)
+    assert measurement.loss == pytest.approx(loss_value, rel=1e-5)
+    assert list(measurement.variable_norms) == [v.path for v in model.trainable_variables]
+    noise = 1e-6 * max(expected.values())  # e.g. the key bias, whose true gradient is 0
+    for path, norm in expected.items():
+        assert measurement.variable_norms[path] == pytest.approx(norm, rel=1e-4, abs=noise), path
+    listed = {path for layer in measurement.weight_layers for path in layer.variables}
+    assert listed == set(expected)  # every trainable variable belongs to a listed layer
+    for layer in measurement.weight_layers:
+        assert np.isfinite(layer.gradient_norm) and layer.gradient_norm > 0, layer.name
+        assert any(layer.gradient_norm == pytest.approx(expected[path], rel=1e-4) for path in layer.variables)
+
+
+def transformer():
+    tokens = keras.Input((8,), dtype="int32")
+    h = keras.layers.Embedding(50, 16, name="embedding")(tokens)
+    attention = keras.layers.MultiHeadAttention(2, 8, name="mha")(h, h)
+    h = keras.layers.LayerNormalization(name="norm_1")(keras.layers.Add(name="add_1")([h, attention]))
+    mlp = keras.layers.Dense(32, activation="gelu", name="mlp_in")(h)
+    mlp = keras.layers.Dense(16, name="mlp_out")(mlp)
+    h = keras.layers.LayerNormalization(name="norm_2")(keras.layers.Add(name="add_2")([h, mlp]))
+    h = keras.layers.GlobalAveragePooling1D()(h)
+    return keras.Model(tokens, keras.layers.Dense(4, name="logits")(h), name="encoder")
+
+
+def tokens_and_labels(num_classes=4):
+    return RNG.integers(0, 50, (NUM, 8)).astype("int32"), RNG.integers(0, num_classes, NUM)
+
+
+def test_transformer_block_lists_every_weight_layer_in_forward_order():
+    model = transformer()
+    x, y = tokens_and_labels()
+    measurement = vgrad.measure(model, x, y)
+    names = [layer.name for layer in measurement.weight_layers]
+    assert names == ["embedding", "mha/query", "mha/key", "mha/value", "mha/attention_output",
+                     "norm_1", "mlp_in", "mlp_out", "norm_2", "logits"]
+    kinds = {layer.name: layer.kind for layer in measurement.weight_layers}
+    assert kinds["embedding"] == "embedding" and kinds["mha/key"] == "attention"
+    assert kinds["norm_1"] == "normalization" and kinds["mlp_in"] == "dense"
+    assert measurement.weight_layers[6].activation == "gelu"
+    assert list(measurement.backprop) == ["mlp_in"]
+    assert list(measurement.block_backprop) == ["add_1", "add_2"]
+    assert all(0 < value < np.inf for value in measurement.block_backprop.values())
+    assert measurement.loss_name == "sparse categorical cross-entropy from logits"
+    assert measurement.loss_source == "inferred: 4 linear units (layer 'logits') and integer labels"
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert_matches_tape(measurement, model, x, y, loss)
+    text = str(measurement)
+    assert "mha/attention_output" in text and "add_2" in text and "gelu" in text
+
+
+def test_block_backprop_is_the_gradient_at_the_skip_input():
+    inputs = keras.Input((6,))
+    first = keras.layers.Dense(8, name="stem")
+    inner, outer = keras.layers.Dense(8, activation="relu", name="inner"), keras.layers.Dense(8, name="outer")
+    head = keras.layers.Dense(3, name="head")
+    stem = first(inputs)
+    merged = keras.layers.Add(name="block")([stem, outer(inner(stem))])
+    model = keras.Model(inputs, head(merged))
+    x, y = RNG.normal(size=(NUM, 6)).astype("float32"), RNG.integers(0, 3, NUM)
+    with tf.GradientTape() as tape:
+        h = first(x)
+        value = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, head(h + outer(inner(h))))
+    expected = float(tf.sqrt(tf.reduce_mean(tf.square(tape.gradient(value, h)))))
+    assert vgrad.measure(model, x, y).block_backprop["block"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_keras_io_cnn_with_batch_norm_and_softmax_output():
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)),
+        keras.layers.Conv2D(4, 3, activation="relu", name="conv_1"),
+        keras.layers.BatchNormalization(name="bn"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(8, 3, activation="relu", padding="same", name="conv_2"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(10, activation="softmax", name="out"),
+    ])
+    x, y = RNG.normal(size=(NUM, 8, 8, 1)).astype("float32"), RNG.integers(0, 10, NUM)
+    before = [v.numpy().copy() for v in model.non_trainable_variables]
+    measurement = vgrad.measure(model, x, y)
+    assert [(layer.name, layer.kind) for layer in measurement.weight_layers] == [
+        ("conv_1", "conv"), ("bn", "normalization"), ("conv_2", "conv"), ("out", "dense")]
+    assert measurement.loss_name == "sparse categorical cross-entropy"  # softmax: not from logits
+    assert list(measurement.backprop) == ["conv_1", "conv_2"]  # the output softmax is not hidden
+    for old, variable in zip(before, model.non_trainable_variables):
+        np.testing.assert_array_equal(old, variable.numpy())  # BatchNorm statistics restored
+    assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy())
+
+
+def test_embedding_lstm_binary_classifier_infers_binary_cross_entropy():
+    model = keras.Sequential([keras.Input((6,), dtype="int32"), keras.layers.Embedding(20, 8, name="emb"),
+                              keras.layers.LSTM(8, name="lstm"), keras.layers.Dense(1, activation="sigmoid")])
+    x, y = RNG.integers(0, 20, (NUM, 6)), RNG.integers(0, 2, NUM)
+    measurement = vgrad.measure(model, x, y)
+    assert [layer.kind for layer in measurement.weight_layers] == ["embedding", "recurrent", "dense"]
+    assert measurement.loss_name == "binary cross-entropy"
+    assert measurement.loss_source.startswith("inferred: 1 sigmoid unit") and "0/1 labels" in measurement.loss_source
+    assert not measurement.backprop and "no hidden activation" in measurement.notes[0]
+    targets = y.reshape(-1, 1).astype("float32")
+    assert_matches_tape(measurement, model, x, targets, keras.losses.BinaryCrossentropy())
+
+
+def test_gru_and_gradient_norms_view_lists_recurrent_kernel():
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.GRU(6, name="gru"), keras.layers.Dense(3, name="out")])
+    x, y = RNG.normal(size=(NUM, 5, 3)).astype("float32"), RNG.integers(0, 3, NUM)
+    measurement = vgrad.measure(model, x, y)
+    assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    norms = vgrad.gradient_norms(model, x, y)
+    assert list(norms) == ["gru", "out"]
+    assert norms["gru"] == measurement.variable_norms[model.get_layer("gru").cell.kernel.path]
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__(name="subclassed")
+        self.hidden = keras.layers.Dense(8, activation="tanh", name="hidden")
+        self.out = keras.layers.Dense(3, name="out")
+
+    def call(self, x):
+        return self.out(self.hidden(x))
+
+
+def test_unbuilt_subclassed_model_is_built_and_measured():
+    model = Subclassed()
+    x, y = RNG.normal(size=(NUM, 4)).astype("float32"), RNG.integers(0, 3, NUM)
+    measurement = vgrad.measure(model, x, y)
+    assert [layer.name for layer in measurement.weight_layers] == ["hidden", "out"]
+    assert not measurement.backprop and "subclassed" in measurement.notes[0]
+    assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+@pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`")
+@pytest.mark.parametrize("first", [
+    lambda: keras.layers.Dense(8, input_dim=2, activation="relu"),
+    lambda: keras.layers.Dense(8, input_shape=(2,), activation="relu"),
+])
+def test_keras2_style_sequential_regression_net(first):
+    model = keras.Sequential([first(), keras.layers.Dense(1)])
+    x = RNG.normal(size=(NUM, 2)).astype("float32")
+    y = x @ np.array([1.5, -2.0], "float32") + 0.3
+    measurement = vgrad.measure(model, x, y)
+    assert measurement.loss_name == "mean squared error"
+    assert measurement.loss_source == (f"inferred: 1 linear unit (layer {model.layers[-1].name!r}) "
+                                       "and numeric targets")
+    assert_matches_tape(measurement, model, x, y.reshape(-1, 1), keras.losses.MeanSquaredError())
+
+
+def test_nested_model_layers_are_listed():
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, activation="relu", name="inner_dense")],
+                             name="inner")
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="head")(inner(inputs)))
+    x, y = RNG.normal(size=(NUM, 4)).astype("float32"), RNG.integers(0, 2, NUM)
+    measurement = vgrad.measure(model, x, y)
+    assert [layer.name for layer in measurement.weight_layers] == ["inner_dense", "head"]
+    assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def regression_net():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8, activation="tanh"), keras.layers.Dense(1)])
+    return model, RNG.normal(size=(NUM, 3)).astype("float32"), RNG.normal(size=NUM).astype("float32")
+
+
+def test_compiled_regression_loss_is_used():
+    model, x, y = regression_net()
+    model.compile("sgd", "mse")
+    measurement = vgrad.measure(model, x, y)
+    assert (measurement.loss_name, measurement.loss_source) == ("mean squared error", "the model's compiled loss")
+    assert measurement.loss == pytest.approx(float(np.mean((model(x)[:, 0].numpy() - y) ** 2)), rel=1e-5)
+    vgrad.gradient_norms(model, x, y)  # issue 10 item 5: TypeError "integer class labels" before
+
+
+def test_loss_argument_overrides_and_names_its_source():
+    model, x, y = regression_net()
+    model.compile("sgd", "mse")
+    measurement = vgrad.measure(model, x, y, loss="mean_absolute_error")
+    assert measurement.loss_source == "given as loss="
+    assert measurement.loss == pytest.approx(float(np.mean(np.abs(model(x)[:, 0].numpy() - y))), rel=1e-5)
+    with pytest.raises(ValueError, match="not a Keras loss identifier"):
+        vgrad.measure(model, x, y, loss="no_such_loss")
+    with pytest.raises(TypeError, match="loss must be None, a Keras loss identifier"):
+        vgrad.measure(model, x, y, loss=3)
+
+
+def test_one_hot_targets_take_categorical_cross_entropy():
+    model = vgrad.build_mlp(2, 8, seed=0)
+    x, labels = RNG.normal(size=(NUM, 64)).astype("float32"), RNG.integers(0, 10, NUM)
+    one_hot = np.eye(10, dtype="float32")[labels]
+    measurement = vgrad.measure(model, x, one_hot)
+    assert measurement.loss_name == "categorical cross-entropy (one-hot targets) from logits"
+    assert measurement.loss == pytest.approx(vgrad.measure(model, x, labels).loss, rel=1e-6)
+
+
+def test_fresh_loss_objects_do_not_pile_up_compiled_functions():
+    model, x, y = regression_net()
+    for _ in range(3):  # equal built-in losses share one compiled function
+        vgrad.measure(model, x, y, loss=keras.losses.MeanSquaredError())
+    assert cache_size(model) == 2  # the output description and one measurement function
+    for _ in range(MAX_FUNCTIONS_PER_MODEL + 4):  # a fresh function each call: bounded
+        vgrad.measure(model, x, y, loss=lambda t, p: keras.ops.mean(keras.ops.abs(t[:, None] - p)))
+    assert cache_size(model) == MAX_FUNCTIONS_PER_MODEL
+
+
+@pytest.mark.parametrize("argument", ["x", "y"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_data_is_refused_naming_the_argument(argument, bad):
+    model, x, y = regression_net()
+    (x if argument == "x" else y)[3] = bad
+    with pytest.raises(ValueError, match=f"{argument} must be finite"):
+        vgrad.measure(model, x, y)
+
+
+def test_forward_overflow_is_flagged_not_raised():
+    huge = keras.initializers.RandomNormal(stddev=1e3, seed=0)
+    model = vgrad.build_mlp(12, 16, kernel_initializer=huge, seed=0)
+    x, y = RNG.normal(size=(NUM, 64)).astype("float32"), RNG.integers(0, 10, NUM)
+    measurement = vgrad.measure(model, x, y)
+    assert not measurement.forward_finite and not np.isfinite(measurement.loss)
+
+
+def test_zero_output_layer_is_reported_and_passes_no_gradient_back():
+    model = vgrad.build_mlp(3, 8, activation="relu", seed=0)
+    model.get_layer("logits").kernel.assign(np.zeros((8, 10), "float32"))
+    x, y = RNG.normal(size=(NUM, 64)).astype("float32"), RNG.integers(0, 10, NUM)
+    layers = {layer.name: layer for layer in vgrad.measure(model, x, y).weight_layers}
+    assert layers["logits"].zero_weights and layers["logits"].weight_norm == 0
+    assert layers["logits"].gradient_norm > 0 and layers["dense_1"].gradient_norm == 0
+    assert not layers["dense_1"].zero_weights
+
+
+def test_bad_arguments_name_what_is_accepted():
+    model, x, y = regression_net()
+    with pytest.raises(TypeError, match="training must be True or False"):
+        vgrad.measure(model, x, y, training="yes")
+    with pytest.raises(TypeError, match="model must be a keras.Model"):
+        vgrad.measure("model.keras", x, y)
+    with pytest.raises(ValueError, match="same number of examples"):
+        vgrad.measure(model, x, y[:-1])
+    with pytest.raises(TypeError, match="x must be a numeric array"):
+        vgrad.measure(model, [["a"] * 3] * NUM, y)
+
+
+def test_measure_stays_callable_after_its_old_module_is_imported():
+    import vgrad.measure  # noqa: F401  the shim diagnosis.py imported
+
+    model, x, y = regression_net()
+    assert isinstance(vgrad.measure(model, x, y), vgrad.Measurement)
