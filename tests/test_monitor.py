@@ -74,9 +74,11 @@ def test_norms_equal_an_independent_gradient_tape(build, batch):
     keras.utils.set_random_seed(0)
     model = compiled(build())
     expected = tape_norms(model, x, y)
+    expected_loss = float(LOSS(y, model(x, training=True)))
     monitor = vgrad.GradientMonitor()
     one_step(model, x, y, monitor)
     assert monitor.steps == [0]
+    np.testing.assert_allclose(monitor.loss, [expected_loss], rtol=1e-5)
     assert list(monitor.history) == [v.path for v in model.trainable_variables]
     for path, norm in expected.items():
         np.testing.assert_allclose(monitor.history[path], [norm], rtol=1e-4, err_msg=path)
@@ -108,6 +110,29 @@ def test_update_ratio_is_the_weight_change_over_the_weight(optimizer, batch):
             expected = np.divide(change, before)
         # Biases start at zero: their ratio at step 0 is inf, as the definition says.
         np.testing.assert_allclose(monitor.update_ratio[variable.path], expected, rtol=1e-3)
+
+
+def test_loss_is_the_batch_loss_of_each_recorded_step(digits):
+    (x, y), _ = digits
+    x, y = x[:48], y[:48]
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(
+        10, kernel_regularizer=keras.regularizers.L2(0.1))])
+    compiled(model)
+    weights = model.get_weights()
+    monitor = vgrad.GradientMonitor(every=2)
+    model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0, callbacks=[monitor])
+    replay = compiled(keras.models.clone_model(model), keras.optimizers.SGD(0.1))
+    replay.set_weights(weights)
+    losses = []  # the three steps replayed outside fit
+    for start in range(0, 48, 16):
+        xb, yb = x[start:start + 16], y[start:start + 16]
+        logits = replay(xb)
+        losses.append(float(LOSS(yb, logits)) + float(sum(replay.losses)))
+        replay.train_on_batch(xb, yb)
+    assert monitor.steps == [0, 2]
+    # The loss of each recorded batch, regularisation included; not the epoch's running mean.
+    np.testing.assert_allclose(monitor.loss, losses[::2], rtol=1e-5)
+    assert not np.isclose(monitor.loss[1], np.mean(losses), rtol=1e-3)
 
 
 def test_every_records_every_kth_global_step(digits):
