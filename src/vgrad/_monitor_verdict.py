@@ -51,6 +51,12 @@ def _gradient_verdict(monitor, medians, updates, kinds, features):
     nonfinite = [s for s, bad in zip(monitor.steps, monitor.nonfinite) if bad]
     if nonfinite or not all(math.isfinite(m) or math.isnan(m) for m in medians.values()):
         return "exploding", f"gradients were inf/nan at steps {nonfinite[:5]}", math.nan, "none"
+    losses = [float(v) for v in getattr(monitor, "loss", None) or ()]
+    bad_loss = [s for s, v in zip(monitor.steps, losses) if math.isinf(v)
+                or (math.isnan(v) and any(math.isfinite(u) for u in losses))]
+    if bad_loss:
+        return ("exploding", f"the training loss became inf/nan at step {bad_loss[0]}",
+                math.nan, "none")
     weight_norms = getattr(monitor, "weight_norm", None) or {}
     zero = [p for p in kinds if kinds[p] != "normalization" and weight_norms.get(p)
             and max(float(v) for v in weight_norms[p]) == 0]
@@ -75,12 +81,16 @@ def _gradient_verdict(monitor, medians, updates, kinds, features):
             return "vanishing", (f"the median update ratio of {first} is {updates[first]:.1e} "
                                  f"(below {policy.UPDATE_RATIO_FLOOR:g}) while {last}'s is "
                                  f"{updates[last]:.1e}"), ratio, "update"
+    if comparable and max(medians[p] for p in comparable) == 0 and features.activations & {
+            "relu", "relu6"}:
+        return ("dead units", "every median kernel-gradient norm is exactly 0 in a ReLU network: "
+                "the units have died (often after too large a step)", math.nan, "none")
     learning = judged and all(level in ("healthy", "raised", "high") for level in levels.values())
     if features.adaptive and learning:
         low, high = policy.UPDATE_RATIO_BAND
         return "healthy", (f"every median update ratio is at least {low:g} with "
-                           f"{features.optimizer}, which normalises the step: every layer learns, "
-                           "whatever its gradient norm"), math.nan, "update"
+                           f"{features.optimizer}, which normalises the step: every layer is updated "
+                           "at a learning pace, whatever its gradient norm"), math.nan, "update"
     if len(comparable) < 2:
         return ("inconclusive", "fewer than two Dense/Conv kernels to compare, and the update "
                 "ratios do not show every layer learning", math.nan, "none")
@@ -132,7 +142,7 @@ def diagnose_monitor(monitor):
     stuck, loss_text = policy.loss_progress(losses or (), compiled_chance(model))
     final_loss = next((float(v) for v in reversed(losses or ()) if v is not None), None)
     if verdict in ("healthy", "inconclusive") and stuck:
-        verdict, reason = "not learning", f"{loss_text}, although {reason}"
+        verdict, reason = "not learning", f"{loss_text}, although the gradients look {verdict}: {reason}"
     elif verdict in ("healthy", "inconclusive") and high:
         verdict, reason = "large updates", (
             f"the median update ratio of {high[0]} is {updates[high[0]]:.1e}, "

@@ -110,10 +110,9 @@ def _gradient_rules(measurement, rows, output):
     fractions = {row.name: row.dead_fraction for row in rows if row.name != output}
     dead = policy.dead_units(fractions)
     if dead:
-        shares = ", ".join(f"{name} {fractions[name]:.0%}" for name in dead[:4])
-        return ("dead units", f"dead ReLU units (0 on every example): {shares} (a layer at "
-                f"{policy.DEAD_LAYER_THRESHOLD:.0%}, or {policy.DEAD_THRESHOLD:.0%} of all)",
-                math.nan, "none", bad)
+        shares = ", ".join(f"{fractions[name]:.0%} of {name}" for name in dead[:4])
+        return ("dead units", f"dead ReLU units (0 on every example): {shares} (above "
+                f"{policy.DEAD_THRESHOLD:.0%} of a layer)", math.nan, "none", bad)
     points, kind, what = _comparable_points(measurement, output)
     if what is None:
         listed = ", ".join(points) or "none"

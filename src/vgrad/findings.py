@@ -74,6 +74,9 @@ def _cell(value, spec):
 def _short(name):
     if len(name) <= _NAME_WIDTH:
         return name
+    head, _, tail = name.rpartition("/")
+    if head and len(tail) < _NAME_WIDTH - 4:  # keep the sublayer: multi_hea~/attention_output
+        return head[: _NAME_WIDTH - len(tail) - 2] + "~/" + tail
     return name[: _NAME_WIDTH - 15] + "~" + name[-14:]
 
 

@@ -12,9 +12,9 @@ Thresholds
     Kernel-gradient L2 norm above which gradients explode whatever the ratio.
 ``SATURATION_THRESHOLD = 0.3``
     Share of saturated sigmoid/tanh outputs in a hidden layer that calls for advice.
-``DEAD_THRESHOLD = 0.5``, ``DEAD_LAYER_THRESHOLD = 0.9``
-    Share of dead ReLU units over all hidden ReLU units, or in one layer, that is a
-    finding of its own (narrow layers lose half their units by chance more often).
+``DEAD_THRESHOLD = 0.5``
+    Share of dead ReLU units (0 on every example of the batch) in a hidden layer that
+    is a finding of its own: such units pass no gradient.
 ``UPDATE_RATIO_BAND = (1e-4, 1e-2)``
     Median ``||update|| / ||weight||`` per step of a layer that learns (about 1e-3).
 ``UPDATE_RATIO_FLOOR = 1e-5``, ``UPDATE_RATIO_CEILING = 3e-2``
@@ -36,7 +36,6 @@ HEALTHY_BAND = (VANISHING_RATIO, EXPLODING_RATIO)
 EXPLODING_NORM = 1e3
 SATURATION_THRESHOLD = 0.3
 DEAD_THRESHOLD = 0.5
-DEAD_LAYER_THRESHOLD = 0.9
 UPDATE_RATIO_BAND = (1e-4, 1e-2)
 HEALTHY_UPDATE_RATIO = 1e-3
 UPDATE_RATIO_FLOOR = 1e-5
@@ -138,15 +137,10 @@ def update_level(median):
 
 
 def dead_units(fractions):
-    """Names of the layers that make a "dead units" finding, from ``{layer: dead fraction}``.
-
-    Every layer with a dead fraction when their mean is above ``DEAD_THRESHOLD``, else
-    those above ``DEAD_LAYER_THRESHOLD``; ``nan`` (not a ReLU layer) is left out.
-    """
-    known = {name: f for name, f in fractions.items() if f is not None and math.isfinite(f)}
-    if known and sum(known.values()) / len(known) > DEAD_THRESHOLD:
-        return [name for name, f in known.items() if f > DEAD_THRESHOLD] or list(known)
-    return [name for name, f in known.items() if f >= DEAD_LAYER_THRESHOLD]
+    """Names of the hidden layers with more than ``DEAD_THRESHOLD`` dead ReLU units,
+    from ``{layer: dead fraction}`` (``None``/``nan``: not a ReLU layer)."""
+    return [name for name, fraction in fractions.items()
+            if fraction is not None and math.isfinite(fraction) and fraction > DEAD_THRESHOLD]
 
 
 def chance_loss(num_classes):
