@@ -1,4 +1,4 @@
-"""The ``vgrad`` command: ``vgrad diagnose MODEL.keras DATA.npz`` and ``vgrad demo``.
+"""The ``vgrad`` command: ``vgrad diagnose MODEL.keras|MODEL.h5 DATA.npz`` and ``vgrad demo``.
 
 Reading files and printing happen here; the verdict itself is :func:`vgrad.diagnose`.
 A user error (missing file, unreadable model, data that do not fit) prints one line,
@@ -41,7 +41,8 @@ def _parser():
         description="Print per-layer gradient findings, a verdict (healthy, vanishing, "
                     "exploding) and advice for a saved Keras model.",
     )
-    diagnose.add_argument("model", metavar="MODEL.keras", help="model saved with model.save()")
+    diagnose.add_argument("model", metavar="MODEL.keras",
+                          help="model saved with model.save() as .keras (or legacy .h5)")
     diagnose.add_argument("data", metavar="DATA.npz", help="numpy .npz file with arrays x and y")
     diagnose.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
                           help="use the first N examples (default: 256)")
@@ -62,7 +63,18 @@ def _first_line(error):
 
 
 def load_model(path):
-    """Load a ``.keras`` model with ``safe_mode=True``; raise UsageError if it cannot be."""
+    """Load a ``.keras`` model (``safe_mode=True``) or a legacy ``.h5`` model.
+
+    A ``.h5`` file (Keras 2, or Keras 3's legacy writer) is loaded with
+    ``compile=False``, since its optimizer configuration may not load in Keras 3; the
+    loss of its training configuration, if it has one, is then compiled back in, so
+    that the diagnosis uses the loss the model was trained with.
+
+    Raises
+    ------
+    UsageError
+        If the file is missing or cannot be loaded as a Keras model.
+    """
     if not os.path.isfile(path):  # before importing TensorFlow: answer at once
         raise UsageError(f"model file not found: {path}")
     import keras
@@ -71,12 +83,37 @@ def load_model(path):
 
     vgrad.register_serializables()  # e.g. vgrad.StandardUniform initializers in saved models
 
+    legacy = path.lower().endswith((".h5", ".hdf5"))
     try:
         with warnings.catch_warnings():  # optimizer state is irrelevant to a diagnosis
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return keras.saving.load_model(path, safe_mode=True)
+            if legacy:
+                model = keras.models.load_model(path, compile=False)
+            else:
+                return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # noqa: BLE001  Keras raises many types for a bad file
         raise UsageError(f"cannot load {path} as a Keras model ({_first_line(error)})") from error
+    loss = _h5_loss(path)
+    if loss is not None:
+        try:
+            model.compile(optimizer="sgd", loss=keras.losses.get(loss))
+        except (ValueError, TypeError) as error:
+            warnings.warn(f"the loss saved in {path} cannot be restored ({_first_line(error)}); "
+                          "the loss is inferred instead", stacklevel=2)
+    return model
+
+
+def _h5_loss(path):
+    """The loss saved in an ``.h5`` file's training configuration, or ``None``."""
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        config = file.attrs.get("training_config")
+    if config is None:
+        return None
+    config = json.loads(config.decode() if isinstance(config, bytes) else config)
+    loss = config.get("loss")
+    return loss if isinstance(loss, (str, dict)) else None
 
 
 def load_data(path, batch_size):
@@ -102,27 +139,6 @@ def load_data(path, batch_size):
     return x[:batch_size], y[:batch_size]
 
 
-def compiled_loss(model):
-    """``(loss, description)``: the model's compiled loss, or ``None`` for vgrad's default."""
-    import keras
-
-    loss = getattr(model, "loss", None)
-    if isinstance(loss, str):
-        try:
-            function = keras.losses.get(loss)
-        except ValueError:
-            function = None
-        if callable(function):  # a plain loss function gives one value per example
-
-            def mean_loss(y_true, y_pred):
-                return keras.ops.mean(function(y_true, y_pred))
-
-            return mean_loss, f"{loss} (from the model's compile config)"
-    if isinstance(loss, keras.losses.Loss):
-        return loss, f"{loss.name} (from the model's compile config)"
-    return None, "sparse categorical cross-entropy from logits (vgrad's default)"
-
-
 def _diagnose(args):
     import tensorflow as tf
 
@@ -130,11 +146,11 @@ def _diagnose(args):
 
     model = load_model(args.model)
     x, y = load_data(args.data, args.batch_size)
-    loss, loss_text = compiled_loss(model)
     try:
-        diagnosis = diagnose(model, x, y, loss=loss)
+        diagnosis = diagnose(model, x, y)  # the model's compiled loss, else inferred
     except (ValueError, TypeError, tf.errors.OpError) as error:
         raise UsageError(f"{args.data} does not fit model {model.name!r}: {_first_line(error)}") from error
+    loss_text = f"{diagnosis.loss_name} ({diagnosis.loss_source})"
     if args.json:
         header = {"model": args.model, "data": args.data, "num_examples": len(x), "loss_function": loss_text}
         print(json.dumps({**header, **diagnosis.to_dict()}, indent=2, allow_nan=False))
