@@ -144,6 +144,8 @@ def _kind(layer):
 def _owner(model, path):
     """The top-level leaf layer that a variable path (``"mha/query/kernel"``) belongs to."""
     current, parts = model, path.split("/")[:-1]
+    if parts and parts[0] == model.name and model.name not in {l.name for l in model.layers}:
+        parts = parts[1:]  # Sequential models prefix their variables' paths with their name
     for part in parts:
         children = {layer.name: layer for layer in getattr(current, "layers", ())}
         if part not in children:

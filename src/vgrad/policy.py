@@ -187,29 +187,28 @@ def choose_advice(verdict, features, *, saturated=(), forward_finite=True, zero_
     saturating activations found in their flat tails.
     """
     present = sorted(set(features.activations) & set(SATURATING))
-    saturating = present or ([] if features.activations else [])
+    saturating = bool(present)
     chosen = []
-    fixes_depth = [] if features.normalized else ["batch_norm"]
-    fixes_depth += [] if features.residual else ["residual"]
+    normalize = [] if features.normalized else ["batch_norm"]
+    fixes_depth = normalize + ([] if features.residual else ["residual"])
     if verdict == "zero layer":
         chosen = ["zero_layer"]
     elif verdict == "dead units":
-        chosen = ["leaky"] + fixes_depth[:1]
+        chosen = ["leaky"] + normalize
     elif verdict in ("not learning", "large updates"):
-        chosen = ["lower_lr", "check_training"] if high_updates or verdict == "large updates" \
-            else ["check_training"]
-        chosen += ["clip"] if verdict == "large updates" else []
+        chosen = ["lower_lr"] if high_updates or verdict == "large updates" else []
+        chosen += ["check_training"] + (["clip"] if verdict == "large updates" else [])
     elif not forward_finite:
-        chosen = ["inputs", "smaller_init"] + fixes_depth[:1]
+        chosen = ["inputs", "smaller_init"] + normalize
     elif verdict == "vanishing":
         chosen = (["lstm"] if features.simple_rnn else []) + (["relu"] if saturating else [])
         chosen += ["he"] if (saturating or set(features.activations) & set(DYING)) else []
         chosen += fixes_depth
     elif verdict == "exploding":
         chosen = ["clip", "smaller_init", "lower_lr"]
-        chosen += ["lstm"] if features.simple_rnn else fixes_depth[:1]
+        chosen += ["lstm"] if features.simple_rnn else normalize
     if saturated and verdict in ("vanishing", "healthy"):
-        chosen += ["relu"] + fixes_depth[:1]
+        chosen += ["relu"] + normalize
     if verdict == "healthy" and not chosen:
         chosen = ["healthy"]
     names = dict.fromkeys(chosen)
