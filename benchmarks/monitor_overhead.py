@@ -1,7 +1,9 @@
 """Overhead of :class:`vgrad.GradientMonitor` on ``model.fit``: time with / time without.
 
 For each configuration one model is trained by repeated ``model.fit`` calls, without
-a monitor and with monitors recording every step and every 10th step. Each fit with a
+a monitor and with monitors recording every step and every 10th step (on the 20x64
+MLP also with gradient histograms, binned in the step and written to TensorBoard
+files when the records are read). Each fit with a
 monitor is paired with an adjacent fit without (A/B, then B/A in the next repetition)
 so that drifts in machine load cancel, and the table reports medians over the
 repetitions; the targets are checked against the median of the paired ratios. Tracing is excluded:
@@ -9,7 +11,7 @@ every arm is warmed up by untimed fits first, and the training set is cut to who
 batches so that no new batch shape appears later. The timed quantity is the wall
 time of a whole ``model.fit`` call (``verbose=0``), Python overhead included.
 
-Run from the repository root (about two to three minutes on two CPU cores)::
+Run from the repository root (about four minutes on two idle CPU cores)::
 
     python benchmarks/monitor_overhead.py
     python benchmarks/monitor_overhead.py --repeats 5   # quicker, noisier
@@ -22,6 +24,7 @@ import gc
 import math
 import os
 import statistics
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -30,11 +33,17 @@ import keras  # noqa: E402
 
 import vgrad  # noqa: E402
 
-#: (label, depth, width, batch size, epochs per timed fit, {every: target ratio}).
+#: (label, depth, width, batch size, epochs per timed fit, {arm: target ratio}); an arm
+#: is ``(every, histograms)``; histograms also write TensorBoard scalars and histograms.
 CONFIGURATIONS = (
-    ("(a) 20x64 MLP, batch 64", 20, 64, 64, 8, {1: 1.10, 10: 1.03}),
-    ("(b) 20x512 MLP, batch 256", 20, 512, 256, 4, {1: 1.05, 10: 1.03}),
+    ("(a) 20x64 MLP, batch 64", 20, 64, 64, 8,
+     {(1, False): 1.10, (10, False): 1.03, (1, True): 1.30, (10, True): 1.05}),
+    ("(b) 20x512 MLP, batch 256", 20, 512, 256, 4, {(1, False): 1.05, (10, False): 1.03}),
 )
+
+
+def arm_label(every, histograms):
+    return f"every={every}" + (" +hist" if histograms else "")
 
 
 def timed_fit(model, x, y, batch_size, epochs, monitor):
@@ -52,7 +61,7 @@ def timed_fit(model, x, y, batch_size, epochs, monitor):
         gc.enable()
 
 
-def run_configuration(x, y, depth, width, batch_size, epochs, everies, repeats):
+def run_configuration(x, y, depth, width, batch_size, epochs, arms, repeats, log_dir):
     """Return ``(monitors, baseline, pairs)``.
 
     ``baseline`` lists the seconds of every fit without monitor; ``pairs[i]`` lists
@@ -65,9 +74,13 @@ def run_configuration(x, y, depth, width, batch_size, epochs, everies, repeats):
     model.compile(
         keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     )
-    monitors = [vgrad.GradientMonitor(every=every) for every in everies]
+    monitors = [
+        vgrad.GradientMonitor(every=every, histograms=histograms,
+                              log_dir=os.path.join(log_dir, f"{width}-{index}") if histograms else None)
+        for index, (every, histograms) in enumerate(arms)
+    ]
     # Enough steps for every monitor to record, hence to trace its train function.
-    warm_up_epochs = math.ceil((max(everies) + 1) * batch_size / num_examples)
+    warm_up_epochs = math.ceil((max(every for every, _ in arms) + 1) * batch_size / num_examples)
     for monitor in [None, *monitors]:
         timed_fit(model, x, y, batch_size, warm_up_epochs, monitor)
     baseline, pairs = [], [[] for _ in monitors]
@@ -93,7 +106,7 @@ def main(argv=None):
     print("ratio = median fit time with monitor / median without; paired = median over "
           "repetitions of (fit with / adjacent fit without),\nthe statistic that cancels "
           "load drift, against which the targets are checked\n")
-    header = (f"{'configuration':<27} {'monitor':<9} {'median fit s':>12} {'ratio':>7} "
+    header = (f"{'configuration':<27} {'monitor':<14} {'median fit s':>12} {'ratio':>7} "
               f"{'paired':>7} {'target':>7}  met")
     print(header)
     print("-" * len(header))
@@ -101,17 +114,19 @@ def main(argv=None):
     for label, depth, width, batch_size, epochs, targets in CONFIGURATIONS:
         if args.only and not label.startswith(f"({args.only})"):
             continue
-        monitors, baseline, pairs = run_configuration(
-            x, y, depth, width, batch_size, epochs, list(targets), args.repeats
-        )
-        print(f"{label:<27} {'none':<9} {statistics.median(baseline):>12.3f}")
+        with tempfile.TemporaryDirectory() as log_dir:
+            monitors, baseline, pairs = run_configuration(
+                x, y, depth, width, batch_size, epochs, list(targets), args.repeats, log_dir
+            )
+        print(f"{label:<27} {'none':<14} {statistics.median(baseline):>12.3f}")
         for monitor, arm_pairs in zip(monitors, pairs):
             median = statistics.median(with_monitor for with_monitor, _ in arm_pairs)
             ratio = median / statistics.median(baseline)
             paired = statistics.median(monitored / plain for monitored, plain in arm_pairs)
-            target = targets[monitor.every]
+            target = targets[monitor.every, monitor.histograms]
             all_met &= paired <= target
-            print(f"{'':<27} {'every=' + str(monitor.every):<9} {median:>12.3f} {ratio:>7.3f} "
+            arm = arm_label(monitor.every, monitor.histograms)
+            print(f"{'':<27} {arm:<14} {median:>12.3f} {ratio:>7.3f} "
                   f"{paired:>7.3f} {target:>7.2f}  {'yes' if paired <= target else 'NO'}")
     print("\nall targets met" if all_met else "\nsome targets missed")
 

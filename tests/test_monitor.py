@@ -257,6 +257,32 @@ def test_tensorboard_files_hold_the_recorded_values(batch, tmp_path):
     assert [event.step for event in histogram] == [0, 1]
 
 
+def test_histograms_are_binned_in_the_step_as_numpy_bins_the_gradient(batch, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    x, y = batch
+    model = compiled(vgrad.build_mlp(2, 8, seed=0))
+    with tf.GradientTape() as tape:
+        loss = LOSS(y, model(x, training=True))
+    gradients = tape.gradient(loss, model.trainable_variables)
+    monitor = vgrad.GradientMonitor(every=2, log_dir=tmp_path, histograms=True)
+    model.fit(x, y, batch_size=len(x), epochs=3, shuffle=False, verbose=0, callbacks=[monitor])
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    for variable, gradient in zip(model.trainable_variables, gradients):
+        written = events.Tensors(f"gradient/{variable.path}")
+        assert [event.step for event in written] == monitor.steps == [0, 2]
+        table = tensor_util.make_ndarray(written[0].tensor_proto)  # (bins, [left, right, count])
+        values = gradient.numpy().ravel()
+        half_width = np.abs(values).max()
+        np.testing.assert_allclose(table[[0, -1], [0, 1]], [-half_width, half_width], rtol=1e-6)
+        counts, _ = np.histogram(values, bins=len(table), range=(-half_width, half_width))
+        assert table[:, 2].sum() == values.size
+        # float32 binning on the device may move a value lying on an edge by one bin
+        assert np.abs(table[:, 2] - counts).sum() <= 2, variable.path
+
+
 def test_model_is_left_as_it_was_found(batch, tmp_path):
     x, y = batch
     model = compiled(vgrad.build_mlp(2, 8, seed=0))

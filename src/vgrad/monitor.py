@@ -14,7 +14,7 @@ import keras
 from vgrad._checks import check_count
 from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
 from vgrad._step_log import StepSchedule
-from vgrad._summaries import write_records
+from vgrad._summaries import SummaryWriter
 from vgrad.tables import finite_median, format_number
 
 #: {optimizer: the monitor watching it during a fit}.
@@ -297,7 +297,7 @@ class GradientMonitor(keras.callbacks.Callback):
             self._clear_records()
             self._model_id = id(model)
         if self.log_dir is not None and self._writer is None:
-            self._writer = tf.summary.create_file_writer(self.log_dir)
+            self._writer = SummaryWriter(self.log_dir)
         # An unbuilt model has no variables yet: the hook binds to those of the first
         # optimizer step it traces.
         self._hook = OptimizerHook(
@@ -332,7 +332,7 @@ class GradientMonitor(keras.callbacks.Callback):
             for column, path in enumerate(self._names):
                 table[path].extend(values[:, column].tolist())
         if self._writer is not None:
-            write_records(self._writer, self._names, records, bins)
+            self._writer.write(self._names, records, bins)
 
     def __repr__(self):
         head = (f"GradientMonitor(every={self.every}): {len(self.steps)} records, "
