@@ -269,3 +269,13 @@ def test_measure_stays_callable_after_its_old_module_is_imported():
 
     model, x, y = regression_net()
     assert isinstance(vgrad.measure(model, x, y), vgrad.Measurement)
+
+
+def test_freezing_a_layer_changes_what_is_measured():
+    model = vgrad.build_mlp(2, 8, seed=0)
+    x, y = RNG.normal(size=(NUM, 64)).astype("float32"), RNG.integers(0, 10, NUM)
+    assert len(vgrad.measure(model, x, y).variable_norms) == 6
+    model.get_layer("dense_1").trainable = False
+    measurement = vgrad.measure(model, x, y)
+    assert len(measurement.variable_norms) == 4
+    assert [layer.name for layer in measurement.weight_layers] == ["dense_2", "logits"]

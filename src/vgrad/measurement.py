@@ -125,7 +125,7 @@ def _compile(model, loss_function, training):
     variables = list(model.trainable_variables)
     replayable = _replayable(model)
     save, restore = restoring_state(model)
-    plan = {}  # names, filled when fn is traced
+    plan = {"variables": variables, "specs": weight_layers(model)}  # names added when traced
 
     def fn(x, y):
         saved = save()
@@ -162,7 +162,7 @@ def _compile(model, loss_function, training):
 
 
 def _unpack(model, values, plan, resolved, notes):
-    variables = list(model.trainable_variables)
+    variables = plan["variables"]
     count, hidden, blocks = len(variables), plan["hidden"], plan["blocks"]
     gradient, rest = values[2:2 + count], values[2 + count:]
     rms, rest = rest[:len(hidden) + len(blocks)], rest[len(hidden) + len(blocks):]
@@ -173,7 +173,7 @@ def _unpack(model, values, plan, resolved, notes):
         WeightLayer(spec.name, spec.class_name, spec.kind, gradient[index[id(spec.main)]],
                     weight[index[id(spec.main)]], bool(zero[index[id(spec.main)]]),
                     spec.activation, tuple(v.path for v in spec.variables))
-        for spec in weight_layers(model)
+        for spec in plan["specs"]
     )
     return Measurement(
         model.name, values[0], resolved.name, resolved.source, bool(values[1]) and math.isfinite(values[0]),
@@ -221,7 +221,9 @@ def measure(model, x, y, *, loss=None, training=True):
     check_same_length(x, y)
     build_on(model, x)
     resolved = resolve_loss(model, y, loss, _output(model, x))
-    plan, fn = cached(model, ("measure", resolved.key, training),
+    # Freezing or unfreezing a layer changes the variables measured: a new function.
+    trainable = tuple(id(variable) for variable in model.trainable_variables)
+    plan, fn = cached(model, ("measure", resolved.key, training, trainable),
                       lambda: _compile(model, resolved.function, training))
     values = fn(tf.constant(x), tf.constant(resolved.y)).numpy().astype(np.float64).tolist()
     notes = []
