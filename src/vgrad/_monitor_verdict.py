@@ -160,5 +160,6 @@ def diagnose_monitor(monitor):
     advice = policy.choose_advice(verdict, features, high_updates=bool(high),
                                   zero_layers=[p.rsplit("/", 1)[0] for p in kinds if p in reason])
     return Diagnosis(verdict, reason, layers, advice, tuple(notes), ratio, ratio_kind,
-                     final_loss, None, "recorded training loss" if final_loss is not None else None,
+                     final_loss, "training loss" if final_loss is not None else None,
+                     "the last recorded step" if final_loss is not None else None,
                      True, finite, "monitor")
