@@ -25,85 +25,11 @@ import tensorflow as tf
 from vgrad._hook_columns import (
     HISTOGRAM_BINS, NUM_FIXED, check_optimizer, copies_weights_for, decode_rows,
 )
+from vgrad._hook_ops import (
+    capture_updates, dense, distributed_context, half_squares, total, visible,
+)
 
 __all__ = ["OptimizerHook", "check_optimizer", "decode_rows"]
-
-
-def _dense(tensor):
-    """A dense tensor with the norm of ``tensor`` (repeated IndexedSlices rows summed)."""
-    if isinstance(tensor, tf.IndexedSlices):
-        unique, positions = tf.unique(tensor.indices)
-        return tf.math.unsorted_segment_sum(tensor.values, positions, tf.size(unique))
-    return tf.convert_to_tensor(tensor)
-
-
-def _half_squares(tensors):
-    """``[sum(t**2) / 2]`` as float32 scalars, one ``L2Loss`` per tensor or variable."""
-    return [tf.nn.l2_loss(tf.cast(_dense(t), tf.float32)) for t in tensors]
-
-
-def _total(deltas):
-    """The change made by ``[(sign, value)]`` assign calls (the sign matters in sums only)."""
-    if not deltas:
-        return tf.zeros((), tf.float32)
-    if len(deltas) == 1:
-        return deltas[0][1]
-    return tf.add_n([sign * tf.convert_to_tensor(value) for sign, value in deltas])
-
-
-def _visible(tensor):
-    """Whether ``tensor`` may be used in the graph being built (its own or an outer one)."""
-    graph = tf.compat.v1.get_default_graph()
-    while graph is not None:
-        if getattr(tensor, "graph", None) is graph:
-            return True
-        graph = getattr(graph, "outer_graph", None)
-    return False
-
-
-def _distributed_context():
-    """The replica context of a multi-replica ``tf.distribute`` step, else None."""
-    context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
-        return None
-    return context
-
-
-@contextlib.contextmanager
-def _capture_updates(optimizer, column_of, waits=None):
-    """While tracing, collect ``{column: [(sign, delta)]}`` from the optimizer's assigns.
-
-    An assign to the variable of ``column`` waits for ``waits[column]`` when given.
-    """
-    deltas = {}
-    originals = {name: getattr(optimizer, name) for name in ("assign", "assign_add", "assign_sub")}
-
-    def wrap(name):
-        def assign(variable, value):
-            column = column_of(variable)
-            if column is not None:
-                if name != "assign":
-                    delta = (1.0 if name == "assign_add" else -1.0, value)
-                elif isinstance(value, tf.IndexedSlices):
-                    old = tf.gather(variable, value.indices)
-                    delta = (1.0, tf.IndexedSlices(value.values - old, value.indices))
-                else:
-                    delta = (1.0, tf.cast(value, variable.dtype) - tf.convert_to_tensor(variable))
-                deltas.setdefault(column, []).append(delta)
-                if waits is not None:
-                    with tf.control_dependencies([waits[column]]):
-                        return originals[name](variable, value)
-            return originals[name](variable, value)
-
-        return assign
-
-    for name in originals:
-        object.__setattr__(optimizer, name, wrap(name))
-    try:
-        yield deltas
-    finally:
-        for name in originals:
-            object.__delattr__(optimizer, name)
 
 
 class OptimizerHook:
@@ -207,7 +133,7 @@ class OptimizerHook:
             # place instead of copying. Waiting for the gradient norms instead would hold
             # every update until the end of back-propagation (+30% step time).
             waits = before[1] if due is None else None
-            with _capture_updates(self.optimizer, self._column, waits) as deltas:
+            with capture_updates(self.optimizer, self._column, waits) as deltas:
                 original_apply(grads, trainable_variables)
         try:
             record = lambda: self._after(step, before, deltas, writes)  # noqa: E731
@@ -229,13 +155,13 @@ class OptimizerHook:
             column = self._column(variable)
             if column is not None and gradient is not None:
                 gradients[column] = gradient
-        loss = (tf.cast(loss, tf.float32) if loss is not None and _visible(loss)
+        loss = (tf.cast(loss, tf.float32) if loss is not None and visible(loss)
                 else tf.constant(float("nan")))
-        context = _distributed_context()
+        context = distributed_context()
         if context is not None:
             # The optimizer sums the replicas' gradients (each of its loss divided by
             # the number of replicas): record the norms of that sum, on every replica.
-            gradients = [tf.cast(_dense(g), tf.float32) for g in gradients]
+            gradients = [tf.cast(dense(g), tf.float32) for g in gradients]
             loss, *gradients = context.all_reduce(tf.distribute.ReduceOp.SUM, [loss, *gradients])
         copies = self.copies_weights or context is not None
         writer = None if context is None else tf.get_static_value(context.replica_id_in_sync_group)
@@ -252,15 +178,15 @@ class OptimizerHook:
         the loss and the gradients' half squares (then each one's max |g| with histograms)."""
         maxima, bins = [], tf.zeros((0,), tf.int32)
         if self.track_max:
-            maxima = [tf.reduce_max(tf.abs(tf.cast(_dense(g), tf.float32))) for g in gradients]
+            maxima = [tf.reduce_max(tf.abs(tf.cast(dense(g), tf.float32))) for g in gradients]
         if self.histograms:
             bins = tf.stack([self._histogram(g, m) for g, m in zip(gradients, maxima)])
         max_abs = tf.reduce_max(tf.stack(maxima)) if maxima else tf.zeros(())
         snapshot = [tf.convert_to_tensor(v) for v in self.variables] if copies else []
         weights = snapshot if copies else [v.value for v in self.variables]
-        head = [max_abs, loss, *_half_squares(gradients)]
+        head = [max_abs, loss, *half_squares(gradients)]
         head += maxima if self.histograms else []
-        weight_halves = _half_squares(weights)
+        weight_halves = half_squares(weights)
         if stacked:
             return tf.stack(head), tf.stack(weight_halves), snapshot, bins
         return head, weight_halves, snapshot, bins
@@ -269,7 +195,7 @@ class OptimizerHook:
     def _histogram(gradient, max_abs):
         """Counts of ``gradient`` in ``HISTOGRAM_BINS`` equal bins over ``[-max_abs, max_abs]``."""
         limit = tf.where(tf.math.is_finite(max_abs) & (max_abs > 0), max_abs, 1.0)
-        values = tf.cast(_dense(gradient), tf.float32)
+        values = tf.cast(dense(gradient), tf.float32)
         return tf.histogram_fixed_width(values, tf.stack([-limit, limit]), HISTOGRAM_BINS)
 
     def _skipped_before(self, copies):
@@ -288,8 +214,8 @@ class OptimizerHook:
         if deltas is None:
             updates = [tf.convert_to_tensor(v) - s for v, s in zip(self.variables, snapshot)]
         else:
-            updates = [_total(deltas.get(column)) for column in range(self.num_variables)]
-        update_halves = _half_squares(updates)
+            updates = [total(deltas.get(column)) for column in range(self.num_variables)]
+        update_halves = half_squares(updates)
         split = 2 + self.num_variables  # the gradients' columns end here
         if isinstance(head, list):  # one Pack for the whole row
             values = tf.stack(head[:split] + weight_halves + update_halves + head[split:])

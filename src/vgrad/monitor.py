@@ -8,11 +8,11 @@ import warnings
 import weakref
 
 import numpy as np
-import tensorflow as tf
 
 import keras
 from vgrad._checks import check_count
 from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
+from vgrad._records import LISTS, TABLES, Records, unique_paths
 from vgrad._step_log import StepSchedule
 from vgrad._summaries import SummaryWriter
 from vgrad.tables import finite_median, format_number
@@ -20,14 +20,11 @@ from vgrad.tables import finite_median, format_number
 #: {optimizer: the monitor watching it during a fit}.
 _WATCHERS = weakref.WeakKeyDictionary()
 
-_RECORDS = ("steps", "loss", "global_norm", "clipped", "nonfinite")
-_TABLES = ("history", "update_ratio", "weight_norm")
-
 
 def _recorded(name):
     def read(self):
         self._read_device()
-        return getattr(self, "_" + name)
+        return getattr(self._records, name)
 
     return property(read, doc=f"See the class docstring ({name}).")
 
@@ -130,8 +127,8 @@ class GradientMonitor(keras.callbacks.Callback):
     >>> monitor.history["dense_1/kernel"][-1]  # doctest: +SKIP
     """
 
-    steps, loss, global_norm, clipped, nonfinite = (_recorded(name) for name in _RECORDS)
-    history, update_ratio, weight_norm = (_recorded(name) for name in _TABLES)
+    steps, loss, global_norm, clipped, nonfinite = (_recorded(name) for name in LISTS)
+    history, update_ratio, weight_norm = (_recorded(name) for name in TABLES)
 
     def __init__(self, every=1, log_dir=None, histograms=False, stop_on_nonfinite=False):
         super().__init__()
@@ -153,13 +150,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._functions = None  # (the train function fit made, its recording twin)
         self._failed = self._in_fit = self._expected = self._recording = False
         self._calls = 0
-        self._clear_records()
-
-    def _clear_records(self):
-        for name in _RECORDS:
-            setattr(self, "_" + name, [])
-        for name in _TABLES:
-            setattr(self, "_" + name, {})
+        self._records = Records()
 
     @property
     def num_clipped(self):
@@ -244,7 +235,7 @@ class GradientMonitor(keras.callbacks.Callback):
             self._hook.nonfinite_seen.assign(False)
             self.model.stop_training = True
             self._collect()
-            bad_steps = [s for s, bad in zip(self._steps, self._nonfinite) if bad]
+            bad_steps = [s for s, bad in zip(self._records.steps, self._records.nonfinite) if bad]
             warnings.warn(f"GradientMonitor: non-finite gradient at step {bad_steps[-1:]}; "
                           "stopping training", RuntimeWarning, stacklevel=2)
 
@@ -294,7 +285,7 @@ class GradientMonitor(keras.callbacks.Callback):
         if self._hook is not None:
             self._collect()
         if self._model_id != id(model):  # records of another model do not continue
-            self._clear_records()
+            self._records = Records()
             self._model_id = id(model)
         if self.log_dir is not None and self._writer is None:
             self._writer = SummaryWriter(self.log_dir)
@@ -313,24 +304,15 @@ class GradientMonitor(keras.callbacks.Callback):
         if hook is None or not hook.bound:
             return
         if self._names is None:
-            self._names = _unique_paths(hook.variables)
-            for name in _TABLES:  # a variable made trainable later: nan before
-                for path in self._names:
-                    getattr(self, "_" + name).setdefault(path, [np.nan] * len(self._steps))
+            self._names = unique_paths(hook.variables)
+            self._records.add_variables(self._names)
         rows, bins = hook.drain()
         if self._schedule is not None:
             self._schedule.unread = 0
         records = decode_rows(rows, hook.optimizer, hook.num_variables)
         if records is None:
             return
-        for name in _RECORDS:
-            getattr(self, "_" + name).extend(records[name].tolist())
-        for name, values in zip(_TABLES, (records["gradient"], records["ratio"], records["weight"])):
-            table = getattr(self, "_" + name)
-            for path in set(table) - set(self._names):  # a variable no longer trainable
-                table[path].extend([np.nan] * len(values))
-            for column, path in enumerate(self._names):
-                table[path].extend(values[:, column].tolist())
+        self._records.extend(records, self._names)
         if self._writer is not None:
             self._writer.write(self._names, records, bins)
 
@@ -351,11 +333,3 @@ class GradientMonitor(keras.callbacks.Callback):
                          f"{format_number(float(median)):>11}  {format_number(ratio):>12}")
         return "\n".join(lines)
 
-
-def _unique_paths(variables):
-    names, seen = [], {}
-    for variable in variables:
-        path = getattr(variable, "path", variable.name)
-        seen[path] = seen.get(path, 0) + 1
-        names.append(path if seen[path] == 1 else f"{path}#{seen[path]}")
-    return names

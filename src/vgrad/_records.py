@@ -1,0 +1,47 @@
+"""The Python side of a monitor's records: lists per step, tables per variable."""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Lists with one entry per record, and {variable path: list} tables.
+LISTS = ("steps", "loss", "global_norm", "clipped", "nonfinite")
+TABLES = ("history", "update_ratio", "weight_norm")
+_TABLE_SOURCES = {"history": "gradient", "update_ratio": "ratio", "weight_norm": "weight"}
+
+
+class Records:
+    """Decoded rows appended to ``steps``, ``loss``, ... and ``history``, ... tables."""
+
+    def __init__(self):
+        for name in LISTS:
+            setattr(self, name, [])
+        for name in TABLES:
+            setattr(self, name, {})
+
+    def add_variables(self, paths):
+        """Give each of ``paths`` a column, ``nan`` at the records made before it."""
+        for name in TABLES:
+            for path in paths:
+                getattr(self, name).setdefault(path, [np.nan] * len(self.steps))
+
+    def extend(self, records, paths):
+        """Append decoded ``records`` whose columns are the variables ``paths``."""
+        for name in LISTS:
+            getattr(self, name).extend(records[name].tolist())
+        for name in TABLES:
+            values, table = records[_TABLE_SOURCES[name]], getattr(self, name)
+            for path in set(table) - set(paths):  # a variable no longer trainable
+                table[path].extend([np.nan] * len(values))
+            for column, path in enumerate(paths):
+                table[path].extend(values[:, column].tolist())
+
+
+def unique_paths(variables):
+    """``variable.path`` of each variable, numbered from the second where paths repeat."""
+    names, seen = [], {}
+    for variable in variables:
+        path = getattr(variable, "path", variable.name)
+        seen[path] = seen.get(path, 0) + 1
+        names.append(path if seen[path] == 1 else f"{path}#{seen[path]}")
+    return names
