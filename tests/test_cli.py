@@ -68,9 +68,39 @@ def legacy_files(tmp_path_factory):
         classifier = keras.Sequential([keras.layers.Dense(8, input_shape=(2,), activation="tanh"),
                                        keras.layers.Dense(1, activation="sigmoid")])
         classifier.save(folder / "classifier.h5")  # never compiled: no loss in the file
+    _as_written_by_keras2(folder / "classifier.h5", folder / "keras2.h5")
     np.savez(folder / "regression.npz", x=x, y=x @ np.array([1.0, -2.0], "float32"))
     np.savez(folder / "labels.npz", x=x, y=(x[:, 0] > 0).astype("int64"))
     return {path.name: str(path) for path in folder.iterdir()}
+
+
+def _as_written_by_keras2(source, target):
+    """Copy an .h5 file with the layout Keras 2 wrote for Sequential: no InputLayer, the
+    shape as ``batch_input_shape`` on the first layer (Keras 3 then declares an input of
+    shape (None, None, 2), issue 10 item 6)."""
+    import shutil
+
+    import h5py
+
+    shutil.copy(source, target)
+    with h5py.File(target, "r+") as file:
+        config = json.loads(file.attrs["model_config"])
+        layers = config["config"]["layers"]
+        input_layer = next(layer for layer in layers if layer["class_name"] == "InputLayer")
+        layers.remove(input_layer)
+        layers[0]["config"]["batch_input_shape"] = input_layer["config"]["batch_shape"]
+        file.attrs["model_config"] = json.dumps(config)
+
+
+def test_keras2_h5_layout_with_batch_input_shape_is_accepted(legacy_files, capsys):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = keras.models.load_model(legacy_files["keras2.h5"], compile=False)
+    assert tuple(model.inputs[0].shape) == (None, None, 2)  # what Keras 3 makes of the file
+    assert main(["diagnose", legacy_files["keras2.h5"], legacy_files["labels.npz"]]) == 0
+    assert "binary cross-entropy (inferred: 1 sigmoid unit" in capsys.readouterr().out
 
 
 def test_h5_model_with_compiled_mse_uses_it(legacy_files, capsys):

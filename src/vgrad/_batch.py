@@ -42,6 +42,22 @@ def model_inputs(model):
         return None
 
 
+def spurious_axes(model, x):
+    """Leading ``None`` axes of the declared input that ``x`` does not have.
+
+    Keras 2 wrote ``batch_input_shape`` into the first layer of a Sequential model;
+    Keras 3 reads it as ``input_shape`` and declares one axis too many, ``(None, None, 2)``
+    for ``(None, 2)``. Such a model still runs on ``x`` of shape ``(num_samples, 2)``.
+    """
+    inputs = model_inputs(model)
+    if not inputs:
+        return 0
+    expected, extra = tuple(inputs[0].shape[1:]), 0
+    while len(expected) - extra > x.ndim - 1 and expected[extra] is None:
+        extra += 1
+    return extra
+
+
 def _input_dtype(model, x):
     inputs = model_inputs(model)
     if inputs:
@@ -62,7 +78,7 @@ def check_features(model, x):
     x = x.astype(_input_dtype(model, x), copy=False)
     inputs = model_inputs(model)
     if inputs:
-        expected = tuple(inputs[0].shape[1:])
+        expected = tuple(inputs[0].shape[1 + spurious_axes(model, x):])
         got = x.shape[1:]
         if len(expected) != len(got) or any(e is not None and e != g for e, g in zip(expected, got)):
             raise ValueError(

@@ -87,6 +87,7 @@ def load_model(path):
     try:
         with warnings.catch_warnings():  # optimizer state is irrelevant to a diagnosis
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            warnings.filterwarnings("ignore", message="Do not pass an `input_shape`")  # Keras 2 files
             if legacy:
                 model = keras.models.load_model(path, compile=False)
             else:

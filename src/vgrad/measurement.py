@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from vgrad._batch import build_on, check_features, model_inputs
+from vgrad._batch import build_on, check_features, model_inputs, spurious_axes
 from vgrad._cache import cached, compile_probe
 from vgrad._checks import check_array, check_flag, check_model, check_same_length
 from vgrad._forward import tapped_forward
@@ -99,7 +99,7 @@ def _output(model, x):
             if len(model.outputs) > 1:
                 raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; vgrad "
                                  "measures single-output models")
-            shape = tuple(model.outputs[0].shape[1:])
+            shape = tuple(model.outputs[0].shape[1 + spurious_axes(model, x):])
         else:
             shape = tuple(model(tf.constant(x[:1]), training=False).shape[1:])
         layer = output_layer(model)
