@@ -279,3 +279,20 @@ def test_freezing_a_layer_changes_what_is_measured():
     measurement = vgrad.measure(model, x, y)
     assert len(measurement.variable_norms) == 4
     assert [layer.name for layer in measurement.weight_layers] == ["dense_2", "logits"]
+
+
+def test_probes_are_views_of_one_measurement(batch):
+    x, y = batch
+    model = vgrad.build_mlp(4, 16, activation="tanh", batch_norm=True, seed=0)
+    measurement = vgrad.measure(model, x, y)
+    assert vgrad.backprop_norms(model, x, y) == measurement.backprop
+    kernels = {layer.name: layer.gradient_norm for layer in measurement.weight_layers if layer.kind == "dense"}
+    assert vgrad.gradient_norms(model, x, y) == kernels
+    stats = vgrad.activation_stats(model, x)  # forward only, same numbers
+    assert list(stats) == list(measurement.activations) == ["dense_1", "dense_2", "dense_3", "dense_4"]
+    for name, record in stats.items():
+        assert record.activation == measurement.activations[name].activation
+        np.testing.assert_allclose(
+            [record.mean, record.std, record.saturated_fraction],
+            [measurement.activations[name].mean, measurement.activations[name].std,
+             measurement.activations[name].saturated_fraction], rtol=1e-5, atol=1e-7)

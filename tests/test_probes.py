@@ -23,8 +23,10 @@ def tape_kernel_norms(model, x, y):
     return {name: float(tf.norm(g)) for name, g in zip(kernels, gradients)}
 
 
-def tape_backprop_norms(model, x, y, depth):
-    """The reference: the MLP written out by hand, layer by layer, keeping every z."""
+def hand_written_forward(model, x, depth):
+    """The reference forward pass: the MLP written out layer by layer, keeping every z.
+
+    Returns the last hidden activation and the list of pre-activations z."""
     hidden, zs = tf.constant(x), []
     for index in range(1, depth + 1):
         z = model.get_layer(f"dense_{index}")(hidden)
@@ -48,7 +50,7 @@ def test_backprop_norms_equal_gradient_tape(batch):
     depth = 4
     model = vgrad.build_mlp(depth, 16, activation="sigmoid", seed=2)
     with tf.GradientTape() as tape:
-        hidden, zs = tape_backprop_norms(model, x, y, depth)
+        hidden, zs = hand_written_forward(model, x, depth)
         loss = LOSS(y, model.get_layer("logits")(hidden))
     expected = [float(tf.sqrt(tf.reduce_mean(tf.square(g)))) for g in tape.gradient(loss, zs)]
     norms = vgrad.backprop_norms(model, x, y)
@@ -61,14 +63,15 @@ def test_backprop_norms_of_dense_with_builtin_activation(batch):
     inputs = keras.Input((64,))
     hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(10, name="out")(hidden))
-    z_model = keras.Model(inputs, model.get_layer("hidden").output)
     with tf.GradientTape() as tape:
         kernel, bias = model.get_layer("hidden").kernel, model.get_layer("hidden").bias
         z = tf.matmul(x, kernel) + bias
         loss = LOSS(y, model.get_layer("out")(tf.tanh(z)))
     expected = float(tf.sqrt(tf.reduce_mean(tf.square(tape.gradient(loss, z)))))
     assert vgrad.backprop_norms(model, x, y)["hidden"] == pytest.approx(expected, rel=1e-5)
-    np.testing.assert_allclose(z_model(x), np.tanh(z), rtol=1e-5)
+    stats = vgrad.activation_stats(model, x)["hidden"]  # taken after the activation, not at z
+    assert stats.mean == pytest.approx(float(np.mean(np.tanh(z))), abs=1e-6)
+    assert stats.std == pytest.approx(float(np.std(np.tanh(z))), rel=1e-4)
 
 
 def first_to_last(norms, depth):
@@ -95,8 +98,10 @@ def test_exploding_gradients_are_returned_not_raised(batch):
     overflowing = keras.initializers.RandomNormal(stddev=1e3, seed=0)
     model = vgrad.build_mlp(12, 32, activation="relu", kernel_initializer=overflowing)
     assert not all(np.isfinite(list(vgrad.gradient_norms(model, x, y).values())))
-    # The forward pass overflowed to nan, so ReLU masks every dL/dz to zero: no raise either.
-    assert len(vgrad.backprop_norms(model, x, y)) == 12
+    # The forward pass overflowed: flagged, and the back-propagated norms come back, not raised.
+    measurement = vgrad.measure(model, x, y)
+    assert not measurement.forward_finite and not np.isfinite(measurement.loss)
+    assert list(vgrad.backprop_norms(model, x, y)) == [f"dense_{i}" for i in range(1, 13)]
 
 
 def test_repeated_calls_do_not_retrace(batch, tiny_mlp):
