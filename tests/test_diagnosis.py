@@ -340,3 +340,38 @@ def test_diagnosis_modules_stay_small():
     for name in ("diagnosis.py", "policy.py", "findings.py", "_architecture.py",
                  "_monitor_verdict.py"):
         assert len((source / name).read_text().splitlines()) <= 250, name
+
+
+# -- one measurement, what the model has -----------------------------------------------------
+
+
+def test_diagnose_measures_once_and_reads_one_hot_targets(small, monkeypatch):
+    import vgrad.measure
+
+    calls = []
+    real = vgrad.measure.measure
+    monkeypatch.setattr(vgrad.measure, "measure", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model = vgrad.build_mlp(3, 16, kernel_initializer="he_normal", seed=0)
+    labels = diagnose(model, *small)
+    one_hot = diagnose(model, small[0], np.eye(10, dtype="float32")[small[1]])
+    assert len(calls) == 2 and labels.verdict == one_hot.verdict == "healthy"
+    assert "one-hot" in one_hot.loss_name and one_hot.loss == pytest.approx(labels.loss, rel=1e-5)
+
+
+def test_architecture_reads_activations_merges_norms_and_optimizer():
+    from vgrad._architecture import architecture
+
+    inputs = keras.Input((6,), dtype="int32")
+    x = keras.layers.Embedding(20, 8)(inputs)
+    x = keras.layers.LayerNormalization()(x + keras.layers.Dense(8, activation="gelu")(x))
+    x = keras.layers.LSTM(4)(x)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(x))
+    model.compile(keras.optimizers.LossScaleOptimizer(keras.optimizers.AdamW()), "mse")
+    found = architecture(model)
+    assert found.activations == {"gelu"}  # the output sigmoid is not a hidden activation
+    assert found.residual and found.layer_norm and found.normalized and not found.batch_norm
+    assert found.recurrent == {"LSTM"} and not found.simple_rnn
+    assert found.optimizer == "AdamW" and found.adaptive
+    plain = architecture(vgrad.build_mlp(2, 4, activation="tanh", batch_norm=True, seed=0))
+    assert plain.activations == {"tanh"} and plain.batch_norm and not plain.residual
+    assert plain.optimizer is None and not plain.adaptive
