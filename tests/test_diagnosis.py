@@ -375,3 +375,12 @@ def test_architecture_reads_activations_merges_norms_and_optimizer():
     plain = architecture(vgrad.build_mlp(2, 4, activation="tanh", batch_norm=True, seed=0))
     assert plain.activations == {"tanh"} and plain.batch_norm and not plain.residual
     assert plain.optimizer is None and not plain.adaptive
+
+
+def test_monitor_zero_kernel_is_a_zero_layer_named_in_the_advice():
+    monitor = fake_monitor([1.0, 0.0, 2.0])
+    monitor.weight_norm = {path: [0.0 if path == "dense_2/kernel" else 1.0] * 12
+                           for path in monitor.history}
+    diagnosis = diagnose(monitor)
+    assert diagnosis.verdict == "zero layer" and "dense_2/kernel" in diagnosis.reason
+    assert diagnosis.advice == (ADVICE["zero_layer"].format(layers="dense_2"),)

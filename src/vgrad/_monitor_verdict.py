@@ -45,8 +45,15 @@ def _median_or_none(values):
     return finite_median(values) if values else None
 
 
+def _zero_kernels(monitor, kinds):
+    """Main weights (not norm scales) whose recorded norm was 0 at every step."""
+    weight_norms = getattr(monitor, "weight_norm", None) or {}
+    return [p for p in kinds if kinds[p] != "normalization" and weight_norms.get(p)
+            and max(float(v) for v in weight_norms[p]) == 0]
+
+
 def _gradient_verdict(monitor, medians, updates, kinds, features):
-    """(verdict, reason, ratio, ratio_kind) from recorded gradients and update ratios."""
+    """``(verdict, reason, ratio, ratio_kind)`` from recorded gradients and update ratios."""
     global_norm = [float(v) for v in monitor.global_norm]
     nonfinite = [s for s, bad in zip(monitor.steps, monitor.nonfinite) if bad]
     if nonfinite or not all(math.isfinite(m) or math.isnan(m) for m in medians.values()):
@@ -57,9 +64,7 @@ def _gradient_verdict(monitor, medians, updates, kinds, features):
     if bad_loss:
         return ("exploding", f"the training loss became inf/nan at step {bad_loss[0]}",
                 math.nan, "none")
-    weight_norms = getattr(monitor, "weight_norm", None) or {}
-    zero = [p for p in kinds if kinds[p] != "normalization" and weight_norms.get(p)
-            and max(float(v) for v in weight_norms[p]) == 0]
+    zero = _zero_kernels(monitor, kinds)
     if zero:
         return ("zero layer", f"the kernel of {', '.join(zero)} stayed all zeros at every "
                 "recorded step: no gradient passes back through it", math.nan, "none")
@@ -157,8 +162,8 @@ def diagnose_monitor(monitor):
         notes.append(f"every update ratio is below {policy.UPDATE_RATIO_FLOOR:g}: the learning "
                      "rate may be too small")
     finite = not any(monitor.nonfinite) and all(layer.finite for layer in layers)
-    advice = policy.choose_advice(verdict, features, high_updates=bool(high),
-                                  zero_layers=[p.rsplit("/", 1)[0] for p in kinds if p in reason])
+    zero = [p.rsplit("/", 1)[0] for p in _zero_kernels(monitor, kinds)] if verdict == "zero layer" else []
+    advice = policy.choose_advice(verdict, features, high_updates=bool(high), zero_layers=zero)
     return Diagnosis(verdict, reason, layers, advice, tuple(notes), ratio, ratio_kind,
                      final_loss, "training loss" if final_loss is not None else None,
                      "the last recorded step" if final_loss is not None else None,

@@ -9,6 +9,7 @@ live in :mod:`vgrad.findings`; what a model is made of, in :mod:`vgrad._architec
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import keras
 
@@ -90,35 +91,35 @@ def _trained_steps(model):
 
 
 def _gradient_rules(measurement, rows, output):
-    """(verdict, reason, ratio, ratio_kind, bad layer names) from the measured gradients."""
+    """``(verdict, reason, ratio, ratio_kind, non-finite names, zero layers)``."""
     values = {**measurement.variable_norms, **measurement.backprop, **measurement.block_backprop}
     bad = [row.name for row in rows if not row.finite]
     bad += [name for name, value in values.items() if not math.isfinite(value)
             and not any(name.startswith(row + "/") for row in bad)]
     if not measurement.forward_finite:
         return ("exploding", f"the forward pass overflows: the loss is {measurement.loss:.4g} "
-                "before any gradient is taken", math.nan, "none", bad)
+                "before any gradient is taken", math.nan, "none", bad, [])
     if bad:
         where = ", ".join(dict.fromkeys(bad[:4])) + (" ..." if len(bad) > 4 else "")
         return ("exploding", f"the backward pass overflows: gradients at {where} are inf/nan "
-                f"while the loss is finite ({measurement.loss:.3g})", math.nan, "none", bad)
-    zero = [row.name for row in rows if row.name in {w.name for w in measurement.weight_layers
-                                                     if w.zero_weights and w.kind != "normalization"}]
+                f"while the loss is finite ({measurement.loss:.3g})", math.nan, "none", bad, [])
+    # A zero scale (gamma) is a known trick in residual blocks; a zero kernel blocks the path.
+    zero = [w.name for w in measurement.weight_layers if w.zero_weights and w.kind != "normalization"]
     if zero:
         return ("zero layer", f"the kernel of {', '.join(zero)} is all zeros: no gradient passes "
-                "back through it to the layers before", math.nan, "none", bad)
+                "back through it to the layers before", math.nan, "none", bad, zero)
     fractions = {row.name: row.dead_fraction for row in rows if row.name != output}
     dead = policy.dead_units(fractions)
     if dead:
         shares = ", ".join(f"{fractions[name]:.0%} of {name}" for name in dead[:4])
         return ("dead units", f"dead ReLU units (0 on every example): {shares} (above "
-                f"{policy.DEAD_THRESHOLD:.0%} of a layer)", math.nan, "none", bad)
+                f"{policy.DEAD_THRESHOLD:.0%} of a layer)", math.nan, "none", bad, [])
     points, kind, what = _comparable_points(measurement, output)
     if what is None:
         listed = ", ".join(points) or "none"
         return ("inconclusive", f"fewer than two comparable points (activation inputs or "
                 f"residual block inputs; found: {listed}), so no ratio is formed",
-                math.nan, "none", bad)
+                math.nan, "none", bad, [])
     names = list(points)
     verdict, reason, ratio = policy.ratio_verdict(names[0], names[-1], points, what)
     kernels = {row.name: row.kernel_norm for row in rows if row.kind in _GRADIENT_KINDS}
@@ -126,7 +127,7 @@ def _gradient_rules(measurement, rows, output):
     if verdict != "exploding" and largest and kernels[largest] > policy.EXPLODING_NORM:
         verdict, reason = "exploding", (f"kernel-gradient norm at {largest} is "
                                         f"{kernels[largest]:.2e} (above {policy.EXPLODING_NORM:g})")
-    return verdict, reason, ratio, kind, bad
+    return verdict, reason, ratio, kind, bad, []
 
 
 def _diagnose_model(model, x, y, loss):
@@ -136,13 +137,12 @@ def _diagnose_model(model, x, y, loss):
     features = architecture(model)
     output = measurement.weight_layers[-1].name if measurement.weight_layers else None
     rows = _rows(measurement, model)
-    verdict, reason, ratio, kind, bad = _gradient_rules(measurement, rows, output)
+    verdict, reason, ratio, kind, bad, zero = _gradient_rules(measurement, rows, output)
     if kind != "none":
         points = _comparable_points(measurement, output)[0]
         last = points[list(points)[-1]]
-        rows = [row if row.name not in points else
-                LayerFinding(**{**row.__dict__, "backprop_ratio": policy.ratio(row.backprop_rms, last)})
-                for row in rows]
+        rows = [replace(row, backprop_ratio=policy.ratio(row.backprop_rms, last))
+                if row.name in points else row for row in rows]
     notes = list(measurement.notes)
     chance = chance_level(model, measurement.loss_name)
     steps = _trained_steps(model)
@@ -167,7 +167,6 @@ def _diagnose_model(model, x, y, loss):
                      "(vgrad.time_gradient_norms measures them)")
     saturated = sorted({r.activation for r in rows if r.name != output and r.activation
                         and (r.saturated_fraction or 0) > policy.SATURATION_THRESHOLD})
-    zero = [r.name for r in rows if verdict == "zero layer" and r.name in reason]
     advice = policy.choose_advice(verdict, features, saturated=saturated, zero_layers=zero,
                                   forward_finite=measurement.forward_finite)
     return Diagnosis(verdict, reason, tuple(rows), advice, tuple(notes), ratio, kind,
