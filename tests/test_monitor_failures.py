@@ -85,3 +85,17 @@ def test_a_fit_that_raises_leaves_the_optimizer_unhooked_and_keeps_the_records(b
     model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[monitor])
     assert monitor.steps == [0, 1, 2, 3, 4, 15, 16]
     assert "apply" not in vars(model.optimizer)
+
+
+def test_a_new_monitor_takes_over_from_one_left_by_a_fit_that_raised(batch):
+    x, y = batch
+    model = vgrad.build_mlp(2, 8, seed=0)
+    model.compile(keras.optimizers.SGD(0.1), LOSS)
+    interrupted = vgrad.GradientMonitor(every=10)
+    with pytest.raises(RuntimeError, match="step 2"):
+        model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[interrupted, RaiseAt(2)])
+    assert interrupted.steps == [0]
+    monitor = vgrad.GradientMonitor()
+    model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.steps == [3, 4] and interrupted.steps == [0]

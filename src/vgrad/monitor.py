@@ -207,9 +207,9 @@ class GradientMonitor(keras.callbacks.Callback):
                 self.model.train_function = plain
             return plain(iterator)
         self._expected = False
+        self._calls += 1
         if not self._recording:
             return plain(iterator)
-        self._calls += 1
         with self._hook.installed(loss_owner=self.model.optimizer):
             logs = recording(iterator)
         if self._hook.failure is not None:
