@@ -346,11 +346,11 @@ def test_diagnosis_modules_stay_small():
 
 
 def test_diagnose_measures_once_and_reads_one_hot_targets(small, monkeypatch):
-    import vgrad.measure
+    from vgrad import measurement
 
     calls = []
-    real = vgrad.measure.measure
-    monkeypatch.setattr(vgrad.measure, "measure", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = measurement.measure
+    monkeypatch.setattr(measurement, "measure", lambda *a, **k: calls.append(1) or real(*a, **k))
     model = vgrad.build_mlp(3, 16, kernel_initializer="he_normal", seed=0)
     labels = diagnose(model, *small)
     one_hot = diagnose(model, small[0], np.eye(10, dtype="float32")[small[1]])

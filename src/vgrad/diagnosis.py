@@ -1,6 +1,6 @@
 """Verdicts: is the gradient flow healthy, vanishing or exploding, and what to change.
 
-:func:`diagnose` reads one :func:`vgrad.measure.measure` of a batch (or a recorded
+:func:`diagnose` reads one :func:`vgrad.measurement.measure` of a batch (or a recorded
 run of a :class:`vgrad.GradientMonitor`) and applies the rules of :mod:`vgrad.policy`,
 where every threshold, verdict and piece of advice is stated once. The result types
 live in :mod:`vgrad.findings`; what a model is made of, in :mod:`vgrad._architecture`.
@@ -131,7 +131,7 @@ def _gradient_rules(measurement, rows, output):
 
 
 def _diagnose_model(model, x, y, loss):
-    from vgrad.measure import measure
+    from vgrad.measurement import measure
 
     measurement = measure(model, x, y, loss=loss)
     features = architecture(model)
@@ -180,7 +180,7 @@ def diagnose(model, x=None, y=None, *, loss=None):
     Parameters
     ----------
     model : keras.Model or GradientMonitor
-        A model, measured once on the batch ``(x, y)`` by :func:`vgrad.measure.measure`.
+        A model, measured once on the batch ``(x, y)`` by :func:`vgrad.measurement.measure`.
         Or a recorded run: any object with the attributes of
         :class:`vgrad.GradientMonitor` (``history``, ``steps``, ``global_norm``,
         ``update_ratio``, ``clipped``, ``num_clipped``, ``nonfinite``; ``loss`` and
