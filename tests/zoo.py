@@ -8,6 +8,7 @@ Used by ``tests/test_zoo.py`` and ``benchmarks/verdict_accuracy.py``.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass
@@ -33,11 +34,13 @@ class Case:
     build: object
 
 
+@functools.lru_cache(maxsize=None)
 def digits(count=96):
     (x, y), _ = vgrad.load_digits(seed=SEED)
     return x[:count], y[:count]
 
 
+@functools.lru_cache(maxsize=None)
 def tokens(count=64):
     """Token sequences whose class is the first token modulo ``NUM_CLASSES``."""
     rng = np.random.default_rng(SEED)

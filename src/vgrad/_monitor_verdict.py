@@ -92,10 +92,9 @@ def _gradient_verdict(monitor, medians, updates, kinds, features):
                 "the units have died (often after too large a step)", math.nan, "none")
     learning = judged and all(level in ("healthy", "raised", "high") for level in levels.values())
     if features.adaptive and learning:
-        low, high = policy.UPDATE_RATIO_BAND
-        return "healthy", (f"every median update ratio is at least {low:g} with "
-                           f"{features.optimizer}, which normalises the step: every layer is updated "
-                           "at a learning pace, whatever its gradient norm"), math.nan, "update"
+        return ("healthy", f"every median update ratio is at least {policy.UPDATE_RATIO_BAND[0]:g} "
+                f"with {features.optimizer}, which normalises the step: every layer is updated "
+                "at a learning pace, whatever its gradient norm", math.nan, "update")
     if len(comparable) < 2:
         return ("inconclusive", "fewer than two Dense/Conv kernels to compare, and the update "
                 "ratios do not show every layer learning", math.nan, "none")
@@ -122,13 +121,15 @@ def diagnose_monitor(monitor):
     kinds = main_weights(model, list(history))
     if not kinds:
         raise ValueError(
-            "monitor has recorded no gradient norms; pass it to model.fit(..., callbacks=[monitor]) first"
+            "monitor has recorded no gradient norms; pass it to "
+            "model.fit(..., callbacks=[monitor]) first"
         )
     features = architecture(model) if model is not None else Architecture()
     recorded = dict(monitor.update_ratio or {})
     medians = {p: finite_median(history[p]) for p in kinds}
     updates = {p: _median_or_none(recorded.get(p)) for p in kinds}
-    verdict, reason, ratio, ratio_kind = _gradient_verdict(monitor, medians, updates, kinds, features)
+    verdict, reason, ratio, ratio_kind = _gradient_verdict(monitor, medians, updates, kinds,
+                                                           features)
     last = [p for p in kinds if kinds[p] in COMPARABLE_KINDS][-1:] or [None]
     layers = tuple(
         LayerFinding(p, kinds[p], kernel_norm=medians[p], update_ratio=updates[p],
@@ -147,7 +148,8 @@ def diagnose_monitor(monitor):
     stuck, loss_text = policy.loss_progress(losses or (), compiled_chance(model))
     final_loss = next((float(v) for v in reversed(losses or ()) if v is not None), None)
     if verdict in ("healthy", "inconclusive") and stuck:
-        verdict, reason = "not learning", f"{loss_text}, although the gradients look {verdict}: {reason}"
+        verdict, reason = "not learning", (f"{loss_text}, although the gradients look "
+                                           f"{verdict}: {reason}")
     elif verdict in ("healthy", "inconclusive") and high:
         verdict, reason = "large updates", (
             f"the median update ratio of {high[0]} is {updates[high[0]]:.1e}, "
@@ -156,13 +158,15 @@ def diagnose_monitor(monitor):
     elif loss_text:
         notes.append(loss_text)
     if high and verdict != "large updates":
-        notes.append(f"update ratios above {policy.UPDATE_RATIO_CEILING:g} at {', '.join(high[:3])}")
-    every_low = all(policy.update_level(updates[p]) == "low" for p in kinds if updates[p] is not None)
-    if every_low and any(updates[p] is not None for p in kinds):
+        notes.append(f"update ratios above {policy.UPDATE_RATIO_CEILING:g} at "
+                     f"{', '.join(high[:3])}")
+    known = [updates[p] for p in kinds if updates[p] is not None]
+    if known and all(policy.update_level(value) == "low" for value in known):
         notes.append(f"every update ratio is below {policy.UPDATE_RATIO_FLOOR:g}: the learning "
                      "rate may be too small")
     finite = not any(monitor.nonfinite) and all(layer.finite for layer in layers)
-    zero = [p.rsplit("/", 1)[0] for p in _zero_kernels(monitor, kinds)] if verdict == "zero layer" else []
+    zero = [p.rsplit("/", 1)[0] for p in _zero_kernels(monitor, kinds)
+            if verdict == "zero layer"]
     advice = policy.choose_advice(verdict, features, high_updates=bool(high), zero_layers=zero)
     return Diagnosis(verdict, reason, layers, advice, tuple(notes), ratio, ratio_kind,
                      final_loss, "training loss" if final_loss is not None else None,

@@ -104,7 +104,8 @@ def _gradient_rules(measurement, rows, output):
         return ("exploding", f"the backward pass overflows: gradients at {where} are inf/nan "
                 f"while the loss is finite ({measurement.loss:.3g})", math.nan, "none", bad, [])
     # A zero scale (gamma) is a known trick in residual blocks; a zero kernel blocks the path.
-    zero = [w.name for w in measurement.weight_layers if w.zero_weights and w.kind != "normalization"]
+    zero = [w.name for w in measurement.weight_layers
+            if w.zero_weights and w.kind != "normalization"]
     if zero:
         return ("zero layer", f"the kernel of {', '.join(zero)} is all zeros: no gradient passes "
                 "back through it to the layers before", math.nan, "none", bad, zero)
@@ -158,7 +159,7 @@ def _diagnose_model(model, x, y, loss):
         elif measurement.loss > 3 * chance:
             notes.append(f"the loss {measurement.loss:.3g} is over 3x chance level ({chance:.3g}): "
                          "confident wrong predictions, often from large weights or logits")
-    dead = [r.name for r in rows if r.name != output and (r.dead_fraction or 0) > policy.DEAD_THRESHOLD]
+    dead = policy.dead_units({r.name: r.dead_fraction for r in rows if r.name != output})
     if dead and verdict != "dead units":
         notes.append(f"more than {policy.DEAD_THRESHOLD:.0%} of the ReLU units are dead in "
                      f"{', '.join(dead)}")

@@ -79,8 +79,8 @@ ADVICE = {
                   "all-zero kernel passes no gradient back to the layers before it.",
     "clip": "Clip gradients (optimizer clipnorm=1.0 or global_clipnorm=1.0) so that one "
             "large step cannot throw the weights away (Pascanu et al. 2013).",
-    "smaller_init": "Use a smaller initial weight scale: Glorot or He initialisation instead "
-                    "of a large RandomNormal stddev.",
+    "smaller_init": "Use a smaller initial weight scale: Glorot or He initialisation, whose "
+                    "variance is set by the layer's fan-in, not a large fixed stddev.",
     "inputs": "The forward pass overflows before any gradient is taken, so clipping cannot "
               "help: shrink the initial weights and standardise the inputs.",
     "lower_lr": "Lower the learning rate (try 10x smaller).",
