@@ -257,12 +257,13 @@ def test_tensorboard_files_hold_the_recorded_values(batch, tmp_path):
     assert [event.step for event in histogram] == [0, 1]
 
 
-def test_histograms_are_binned_in_the_step_as_numpy_bins_the_gradient(batch, tmp_path):
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_histograms_are_binned_in_the_step_as_numpy_bins_the_gradient(jit_compile, batch, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
 
     x, y = batch
-    model = compiled(vgrad.build_mlp(2, 8, seed=0))
+    model = compiled(vgrad.build_mlp(2, 8, seed=0), jit_compile=jit_compile)
     with tf.GradientTape() as tape:
         loss = LOSS(y, model(x, training=True))
     gradients = tape.gradient(loss, model.trainable_variables)

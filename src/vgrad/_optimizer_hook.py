@@ -51,7 +51,7 @@ class OptimizerHook:
         self.track_nonfinite = track_nonfinite
         self.histograms = bool(histograms)
         self.jit_compile = jit_compile
-        self.track_max = bool(optimizer.clipvalue) or self.histograms
+        self.track_max = bool(optimizer.clipvalue)  # only clipvalue needs max |g|
         self.variables = None
         self.failure = None
         self.drained = 0
@@ -174,54 +174,71 @@ class OptimizerHook:
         return step, due, before, copies, writes
 
     def _before(self, loss, gradients, copies, stacked=False):
-        """Return ``(head, weight half squares, snapshot, bins)``: head holds max |g|,
-        the loss and the gradients' half squares (then each one's max |g| with histograms)."""
-        maxima, bins = [], tf.zeros((0,), tf.int32)
-        if self.track_max:
-            maxima = [tf.reduce_max(tf.abs(tf.cast(dense(g), tf.float32))) for g in gradients]
+        """Return ``(head, weight half squares, snapshot, maxima, bins)``: head holds max
+        |g|, the loss and the gradients' half squares; with histograms, ``maxima`` holds
+        each gradient's max |g| and ``bins`` its counts, else both are empty."""
+        maxima, bins = tf.zeros((0,)), tf.zeros((0,), tf.int32)
         if self.histograms:
-            bins = tf.stack([self._histogram(g, m) for g, m in zip(gradients, maxima)])
-        max_abs = tf.reduce_max(tf.stack(maxima)) if maxima else tf.zeros(())
+            maxima, bins = self._histograms(gradients)
+            max_abs = tf.reduce_max(maxima)
+        elif self.track_max:
+            max_abs = tf.reduce_max(tf.stack(
+                [tf.reduce_max(tf.abs(tf.cast(dense(g), tf.float32))) for g in gradients]))
+        else:
+            max_abs = tf.zeros(())
         snapshot = [tf.convert_to_tensor(v) for v in self.variables] if copies else []
         weights = snapshot if copies else [v.value for v in self.variables]
-        head = [max_abs, loss, *half_squares(gradients)]
-        head += maxima if self.histograms else []
-        weight_halves = half_squares(weights)
+        head, weight_halves = [max_abs, loss, *half_squares(gradients)], half_squares(weights)
         if stacked:
-            return tf.stack(head), tf.stack(weight_halves), snapshot, bins
-        return head, weight_halves, snapshot, bins
+            return tf.stack(head), tf.stack(weight_halves), snapshot, maxima, bins
+        return head, weight_halves, snapshot, maxima, bins
 
-    @staticmethod
-    def _histogram(gradient, max_abs):
-        """Counts of ``gradient`` in ``HISTOGRAM_BINS`` equal bins over ``[-max_abs, max_abs]``."""
-        limit = tf.where(tf.math.is_finite(max_abs) & (max_abs > 0), max_abs, 1.0)
-        values = tf.cast(dense(gradient), tf.float32)
-        return tf.histogram_fixed_width(values, tf.stack([-limit, limit]), HISTOGRAM_BINS)
+    def _histograms(self, gradients):
+        """``(max |g| per gradient, (num_variables, HISTOGRAM_BINS) counts)``, each gradient
+        binned over ``[-max |g|, max |g|]``: all gradients in one vector, so that the cost
+        is a few ops in all rather than several per variable."""
+        flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in gradients]
+        values = tf.concat(flat, 0)
+        sizes = [f.shape[0] for f in flat]
+        if None in sizes:
+            segments = tf.repeat(tf.range(self.num_variables), [tf.size(f) for f in flat])
+        else:
+            segments = tf.constant(np.repeat(np.arange(self.num_variables, dtype=np.int32), sizes))
+        maxima = tf.math.unsorted_segment_max(tf.abs(values), segments, self.num_variables)
+        limits = tf.where(tf.math.is_finite(maxima) & (maxima > 0), maxima, tf.ones_like(maxima))
+        scaled = values * tf.gather(HISTOGRAM_BINS / (2.0 * limits), segments)
+        # nan becomes the smallest int32, hence bin 0, as in tf.histogram_fixed_width.
+        index = tf.clip_by_value(tf.cast(tf.floor(scaled + HISTOGRAM_BINS / 2), tf.int32),
+                                 0, HISTOGRAM_BINS - 1)
+        # A segment sum rather than bincount: XLA compiles it.
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(index), index + segments * HISTOGRAM_BINS,
+                                              self.num_variables * HISTOGRAM_BINS)
+        return maxima, tf.reshape(counts, (self.num_variables, HISTOGRAM_BINS))
 
     def _skipped_before(self, copies):
-        head = 2 + (2 if self.histograms else 1) * self.num_variables
         bins = tf.zeros((self.num_variables, HISTOGRAM_BINS) if self.histograms else (0,), tf.int32)
-        skipped = (tf.zeros((head,)), tf.zeros((self.num_variables,)))
+        maxima = tf.zeros((self.num_variables,) if self.histograms else (0,))
+        skipped = (tf.zeros((2 + self.num_variables,)), tf.zeros((self.num_variables,)))
         if not copies:
-            return (*skipped, [], bins)
+            return (*skipped, [], maxima, bins)
         # An XLA conditional needs equal shapes in both branches; otherwise an empty
         # tensor saves writing zeros the size of the model at every skipped step.
         return (*skipped, [tf.zeros_like(v) if self.jit_compile else tf.zeros((0,), v.dtype)
-                           for v in self.variables], bins)
+                           for v in self.variables], maxima, bins)
 
     def _after(self, step, before, deltas, writes):
-        head, weight_halves, snapshot, bins = before
+        head, weight_halves, snapshot, maxima, bins = before
         if deltas is None:
             updates = [tf.convert_to_tensor(v) - s for v, s in zip(self.variables, snapshot)]
         else:
             updates = [total(deltas.get(column)) for column in range(self.num_variables)]
         update_halves = half_squares(updates)
-        split = 2 + self.num_variables  # the gradients' columns end here
         if isinstance(head, list):  # one Pack for the whole row
-            values = tf.stack(head[:split] + weight_halves + update_halves + head[split:])
+            values = tf.stack(head + weight_halves + update_halves)
         else:
-            values = tf.concat([head[:split], weight_halves, tf.stack(update_halves),
-                                head[split:]], 0)
+            values = tf.concat([head, weight_halves, tf.stack(update_halves)], 0)
+        if self.histograms:
+            values = tf.concat([values, maxima], 0)
         if not writes:
             return
         # float64 keeps the step exact beyond 2**24.

@@ -71,7 +71,8 @@ class GradientMonitor(keras.callbacks.Callback):
         recorded step, written when the records are read from the device.
     histograms : bool, default False
         Also write ``gradient/<path>`` histograms (needs ``log_dir``): each gradient is
-        binned on the device, in 30 equal bins over ``[-max |g|, max |g|]``.
+        binned inside the compiled step (XLA included), in 30 equal bins over
+        ``[-max |g|, max |g|]``.
     stop_on_nonfinite : bool, default False
         Set ``model.stop_training = True`` after a recorded step with a non-finite
         gradient, as ``keras.callbacks.TerminateOnNaN`` does for the loss.
@@ -117,8 +118,7 @@ class GradientMonitor(keras.callbacks.Callback):
     ------
     TypeError, ValueError
         For a bad argument; when ``fit`` starts, for an optimizer with
-        ``gradient_accumulation_steps``, a second monitor on the same optimizer, or
-        ``histograms=True`` with ``jit_compile=True``.
+        ``gradient_accumulation_steps`` or a second monitor on the same optimizer.
 
     Examples
     --------
@@ -164,9 +164,6 @@ class GradientMonitor(keras.callbacks.Callback):
         model = self.model
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
         check_optimizer(optimizer)
-        if self.histograms and model.jit_compile:
-            raise ValueError("histograms=True cannot run in an XLA-compiled step; compile "
-                             "the model with jit_compile=False or pass histograms=False")
         other = _WATCHERS.get(optimizer)
         if other is not None and other is not self and other._in_fit:
             if not other._calls:
