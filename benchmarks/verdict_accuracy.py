@@ -42,6 +42,7 @@ def main():
                   for got in labels]
         if any(counts) or expected != "error":
             print(f"{expected:14}" + "".join(f"{n or '.':>6}" for n in counts))
+    print("(" + ", ".join(f"{ABBREVIATIONS[v]} = {v}" for v in labels) + ")")
     right = sum(1 for c, g, _ in results if c.expected == g)
     absent = sum(len(w) for c, g, w in results if g != "error")
     print(f"\nverdicts right: {right} of {len(results)}")

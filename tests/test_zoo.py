@@ -4,7 +4,7 @@ advice names something the model lacks (or proposes adding what it has)."""
 import pytest
 
 import vgrad
-from zoo import CASES, absent_advice
+from zoo import CASES, Case, absent_advice
 from vgrad.findings import WIDTH
 from vgrad.policy import VERDICTS
 
@@ -33,3 +33,16 @@ def test_verdict_is_right_and_advice_names_only_what_is_there(case):
     assert diagnosis.advice or diagnosis.verdict == "inconclusive"
     text = str(diagnosis)
     assert max(len(line) for line in text.splitlines()) <= WIDTH, text
+
+
+def test_the_advice_check_can_fail():
+    from types import SimpleNamespace
+
+    from vgrad.policy import ADVICE
+
+    relu_with_norm = Case("relu net", "x", "healthy", frozenset({"relu", "layer_norm", "residual"}),
+                          None)
+    wrong = SimpleNamespace(advice=(ADVICE["relu"].format(activations="sigmoid/tanh"),
+                                    ADVICE["batch_norm"], ADVICE["residual"], ADVICE["lstm"]))
+    assert len(absent_advice(relu_with_norm, wrong)) == 4
+    assert absent_advice(relu_with_norm, SimpleNamespace(advice=(ADVICE["leaky"],))) == []
