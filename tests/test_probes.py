@@ -248,3 +248,15 @@ def test_probed_models_can_be_freed(batch):
     del model
     gc.collect()
     assert reference() is None
+
+
+def test_batched_norms_equal_one_by_one():
+    from vgrad._numerics import scaled_norm, scaled_norms
+
+    tensors = [tf.fill([1000], 1e-30), tf.fill([10, 3], 1e30), tf.zeros([3]), tf.constant([1.0, np.inf]),
+               tf.constant([1.0, np.nan]), tf.constant([np.nan, np.inf]), tf.constant([[3.0, -4.0]])]
+    for mean in (False, True):
+        batched = scaled_norms(tensors, mean=mean).numpy()
+        single = np.array([float(scaled_norm(t, mean=mean)) for t in tensors])
+        np.testing.assert_allclose(batched, single, rtol=1e-6)
+    assert scaled_norms([]).shape == (0,)

@@ -28,3 +28,21 @@ def dense_gradient(gradient):
     if isinstance(gradient, tf.IndexedSlices):
         return tf.convert_to_tensor(gradient)
     return gradient
+
+
+def scaled_norms(tensors, mean=False):
+    """:func:`scaled_norm` of each tensor in ``tensors``, as one float32 vector.
+
+    The same arithmetic with the per-tensor checks done once on the vector of largest
+    magnitudes, so a deep net's hundreds of norms add fewer small operations to a
+    compiled step. A tensor whose largest magnitude is ``inf`` or ``nan`` is left
+    unscaled, so that its sum of squares is ``inf`` or ``nan`` in turn.
+    """
+    if not tensors:
+        return tf.zeros((0,), tf.float32)
+    flat = [tf.reshape(tf.cast(tensor, tf.float32), [-1]) for tensor in tensors]
+    largest = tf.stack([tf.reduce_max(tf.abs(values)) for values in flat])
+    scale = tf.where(tf.math.is_finite(largest) & (largest > 0), largest, tf.ones_like(largest))
+    reduce = tf.reduce_mean if mean else tf.reduce_sum
+    sums = tf.stack([reduce(tf.square(values / scale[i])) for i, values in enumerate(flat)])
+    return scale * tf.sqrt(sums)

@@ -32,7 +32,7 @@ from vgrad._checks import check_array, check_flag, check_model, check_same_lengt
 from vgrad._forward import tapped_forward
 from vgrad._layers import weight_layers
 from vgrad._losses import Output, activation_name, output_layer, resolve_loss
-from vgrad._numerics import dense_gradient, scaled_norm
+from vgrad._numerics import dense_gradient, scaled_norms
 from vgrad._state import restoring_state
 from vgrad.stats import ActivationStats, activation_kind, layer_statistics
 from vgrad.tables import LayerDict, format_number
@@ -116,10 +116,6 @@ def _replayable(model):
     )
 
 
-def _vector(scalars):
-    return tf.stack(scalars) if scalars else tf.zeros((0,), tf.float32)
-
-
 def _compile(model, loss_function, training):
     """``(plan, fn)``: ``fn(x, y)`` returns one float32 vector that ``plan`` unpacks."""
     variables = list(model.trainable_variables)
@@ -149,31 +145,29 @@ def _compile(model, loss_function, training):
         finite = tf.math.is_finite(loss)
         for output in tf.nest.flatten(outputs):
             finite &= tf.reduce_all(tf.math.is_finite(tf.cast(output, tf.float32)))
-        parts = [tf.stack([loss, tf.cast(finite, tf.float32)])]
-        parts += [_vector([scaled_norm(dense_gradient(g)) for g in gradients[0]]),
-                  _vector([scaled_norm(g, mean=True) for g in gradients[1] + gradients[2]])]
+        parts = [tf.stack([loss, tf.cast(finite, tf.float32)]),
+                 scaled_norms([dense_gradient(g) for g in gradients[0]]),
+                 scaled_norms(gradients[1] + gradients[2], mean=True)]
         parts += [tf.reshape(layer_statistics(taps.activations[n], taps.functions[n]), [-1])
                   for n in hidden]
-        parts += [_vector([scaled_norm(v) for v in variables]),
-                  _vector([tf.cast(tf.reduce_all(tf.equal(v, 0)), tf.float32) for v in variables])]
+        parts.append(scaled_norms([spec.main for spec in plan["specs"]]))
         return tf.concat(parts, axis=0)
 
     return plan, compile_probe(fn)
 
 
 def _unpack(model, values, plan, resolved, notes):
-    variables = plan["variables"]
+    variables, specs = plan["variables"], plan["specs"]
     count, hidden, blocks = len(variables), plan["hidden"], plan["blocks"]
     gradient, rest = values[2:2 + count], values[2 + count:]
     rms, rest = rest[:len(hidden) + len(blocks)], rest[len(hidden) + len(blocks):]
-    stats, rest = rest[:4 * len(hidden)].reshape(-1, 4), rest[4 * len(hidden):]
-    weight, zero = rest[:count], rest[count:]
+    stats, weight = rest[:4 * len(hidden)].reshape(-1, 4), rest[4 * len(hidden):]
     index = {id(variable): i for i, variable in enumerate(variables)}
-    layers = tuple(
-        WeightLayer(spec.name, spec.class_name, spec.kind, gradient[index[id(spec.main)]],
-                    weight[index[id(spec.main)]], bool(zero[index[id(spec.main)]]),
-                    spec.activation, tuple(v.path for v in spec.variables))
-        for spec in plan["specs"]
+    layers = tuple(  # a scaled norm is exactly 0 only when every entry is 0
+        WeightLayer(spec.name, spec.class_name, spec.kind, float(gradient[index[id(spec.main)]]),
+                    float(weight[i]), bool(weight[i] == 0.0), spec.activation,
+                    tuple(v.path for v in spec.variables))
+        for i, spec in enumerate(specs)
     )
     return Measurement(
         model.name, values[0], resolved.name, resolved.source, bool(values[1]) and math.isfinite(values[0]),
