@@ -148,8 +148,8 @@ def diagnose_monitor(monitor):
     stuck, loss_text = policy.loss_progress(losses or (), compiled_chance(model))
     final_loss = next((float(v) for v in reversed(losses or ()) if v is not None), None)
     if verdict in ("healthy", "inconclusive") and stuck:
-        verdict, reason = "not learning", (f"{loss_text}, although the gradients look "
-                                           f"{verdict}: {reason}")
+        notes.append(f"gradient flow ({verdict}): {reason}")
+        verdict, reason = "not learning", f"{loss_text}, although the gradient flow looks {verdict}"
     elif verdict in ("healthy", "inconclusive") and high:
         verdict, reason = "large updates", (
             f"the median update ratio of {high[0]} is {updates[high[0]]:.1e}, "

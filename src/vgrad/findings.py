@@ -10,7 +10,7 @@ from vgrad.tables import format_number
 
 #: Printed lines stay within this width (the tutorial prints them in a PDF).
 WIDTH = 88
-_NAME_WIDTH = 26
+_NAME_WIDTH = 30
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,8 @@ _COLUMNS = (  # (header, attribute, format)
 
 
 def _cell(value, spec):
+    if spec == "s" and value is None:
+        return ""
     if spec == "%" and value is not None and math.isfinite(value):
         return f"{100 * value:.1f}%"
     return format_number(value, "" if spec in ("s", "%") else spec)
@@ -74,9 +76,11 @@ def _cell(value, spec):
 def _short(name):
     if len(name) <= _NAME_WIDTH:
         return name
-    head, _, tail = name.rpartition("/")
-    if head and len(tail) < _NAME_WIDTH - 4:  # keep the sublayer: multi_hea~/attention_output
-        return head[: _NAME_WIDTH - len(tail) - 2] + "~/" + tail
+    parts = name.split("/")
+    for count in range(len(parts) - 1, 0, -1):  # keep the most trailing parts that fit
+        tail = "/".join(parts[-count:])
+        if len(tail) + 2 + 4 <= _NAME_WIDTH:  # multi~/attention_output/kernel
+            return "/".join(parts[:-count])[: _NAME_WIDTH - len(tail) - 2] + "~/" + tail
     return name[: _NAME_WIDTH - 15] + "~" + name[-14:]
 
 

@@ -86,8 +86,8 @@ ADVICE = {
     "lower_lr": "Lower the learning rate (try 10x smaller).",
     "check_training": "Check the learning rate (try 10x smaller and 10x larger), that the "
                       "inputs are scaled, and that the labels match the inputs and the loss.",
-    "healthy": "No change needed: the gradient reaches the input side on the same scale "
-               "as the output side.",
+    "healthy": "No change needed: the input-side layers get gradients (with an adaptive "
+               "optimizer: updates) on the same scale as the output side.",
 }
 
 
