@@ -296,3 +296,20 @@ def test_probes_are_views_of_one_measurement(batch):
             [record.mean, record.std, record.saturated_fraction],
             [measurement.activations[name].mean, measurement.activations[name].std,
              measurement.activations[name].saturated_fraction], rtol=1e-5, atol=1e-7)
+
+
+def test_models_with_several_inputs_are_refused_naming_x():
+    first, second = keras.Input((3,)), keras.Input((2,))
+    merged = keras.layers.Concatenate()([first, second])
+    model = keras.Model([first, second], keras.layers.Dense(2)(merged))
+    with pytest.raises(ValueError, match="2 inputs; x must be one array"):
+        vgrad.measure(model, np.zeros((4, 3)), np.zeros(4, int))
+
+
+def test_sequence_labels_per_time_step():
+    model = keras.Sequential([keras.Input((5, 3)), keras.layers.SimpleRNN(4, return_sequences=True),
+                              keras.layers.Dense(6, name="per_step")])
+    x, y = RNG.normal(size=(NUM, 5, 3)).astype("float32"), RNG.integers(0, 6, (NUM, 5))
+    measurement = vgrad.measure(model, x, y)
+    assert measurement.loss_name == "sparse categorical cross-entropy from logits"
+    assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True))

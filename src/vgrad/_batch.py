@@ -77,6 +77,9 @@ def check_features(model, x):
     x = check_array("x", x)
     x = x.astype(_input_dtype(model, x), copy=False)
     inputs = model_inputs(model)
+    if inputs and len(inputs) > 1:
+        raise ValueError(f"model {model.name!r} has {len(inputs)} inputs; x must be one array, "
+                         "so vgrad measures single-input models")
     if inputs:
         expected = tuple(inputs[0].shape[1 + spurious_axes(model, x):])
         got = x.shape[1:]

@@ -146,13 +146,17 @@ def _labels(y, output):
     return y.astype(np.int32)
 
 
+def _fits(shape, got):
+    """Whether a per-example shape ``got`` fits ``shape`` (``None`` matches any size)."""
+    return len(got) == len(shape) and all(e is None or e == g for e, g in zip(shape, got))
+
+
 def _targets(y, output, what):
     """Float targets with the output's per-example shape (a missing last axis of 1 is added)."""
     shape = tuple(output.shape)
     if y.shape[1:] == shape[:-1] and shape[-1:] == (1,):
         y = y.reshape(*y.shape, 1)
-    fits = len(y.shape[1:]) == len(shape) and all(e is None or e == g for e, g in zip(shape, y.shape[1:]))
-    if not fits:
+    if not _fits(shape, y.shape[1:]):
         raise ValueError(f"y must hold {what} of per-example shape {shape} for {output.describe()}; "
                          f"got shape {y.shape}")
     return y.astype(np.float32)
@@ -167,7 +171,7 @@ def _probabilities(y, output, what):
 
 
 def _one_hot_rows(y, output):
-    return (y.ndim >= 2 and output.units > 1 and y.shape[1:] == tuple(output.shape)
+    return (y.ndim >= 2 and output.units > 1 and _fits(output.shape, y.shape[1:])
             and np.isin(y, (0, 1)).all() and np.all(y.sum(axis=-1) == 1))
 
 
@@ -192,7 +196,7 @@ def _infer(y, output):
     if _one_hot_rows(y, output) and activation in ("softmax", "linear"):
         return "categorical", logits, "one-hot targets"
     if activation == "sigmoid":
-        if units == 1 or y.shape[1:] == tuple(output.shape):
+        if units == 1 or _fits(output.shape, y.shape[1:]):
             return "binary", False, "0/1 labels" if zero_one else "targets in [0, 1]"
     if units == 1 and activation == "linear" and np.issubdtype(y.dtype, np.integer) and zero_one:
         return "binary", True, "integer 0/1 labels"
@@ -200,8 +204,8 @@ def _infer(y, output):
         tuple(output.shape[:-1]), tuple(output.shape[:-1]) + (1,)
     ):
         return "sparse", logits, "integer labels"
-    same_shape = y.shape[1:] == tuple(output.shape) or (
-        units == 1 and y.shape[1:] == tuple(output.shape[:-1])
+    same_shape = _fits(output.shape, y.shape[1:]) or (
+        units == 1 and _fits(output.shape[:-1], y.shape[1:])
     )
     if activation != "softmax" and same_shape:
         return "mse", False, "numeric targets"
