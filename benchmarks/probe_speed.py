@@ -1,11 +1,14 @@
 """How much does ``vgrad.gradient_norms`` cost over a bare compiled ``tape.gradient``?
 
-A: ``vgrad.gradient_norms(model, x, y)`` (validation, cached compiled probe, norms,
-   conversion to a dict of floats).
+A: ``vgrad.gradient_norms(model, x, y)``: a view of ``vgrad.measure``, so validation,
+   loss resolution and the one compiled measurement pass (which also taps activations,
+   back-propagated gradients and statistics), conversion to a dict of floats.
 B: a ``tf.function`` that computes the same loss and ``tape.gradient`` of it with
    respect to the same kernels and returns the gradients (forced to the host).
 Both are traced before timing; A and B alternate in each round, so drift in the
-machine's load hits both alike; the ratio of medians is printed. Target: at most 1.2.
+machine's load hits both alike; the ratio of medians is printed. Target: at most 1.2
+(set when the probe computed kernel gradients only; ``benchmarks/diagnose_cost.py`` times
+the whole measurement against a bare pass, target 1.5).
 
 Run: ``python benchmarks/probe_speed.py [--rounds N]``
 """

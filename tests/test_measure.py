@@ -313,3 +313,11 @@ def test_sequence_labels_per_time_step():
     measurement = vgrad.measure(model, x, y)
     assert measurement.loss_name == "sparse categorical cross-entropy from logits"
     assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+
+
+def test_private_keras_apis_that_measure_relies_on_still_exist():
+    """Named here so that a Keras release that removes one fails with its name."""
+    assert callable(getattr(keras.layers.Layer, "_flatten_layers", None)), "Layer._flatten_layers"
+    model = transformer()
+    assert callable(getattr(model, "_run_through_graph", None)), "Functional._run_through_graph"
+    assert getattr(model, "_nodes_by_depth", None), "Functional._nodes_by_depth"
