@@ -32,6 +32,10 @@ def files(tmp_path_factory, batch):
     np.savez(paths["data.npz"], x=x, y=y)
     np.savez(paths["no_y.npz"], x=x)
     np.savez(paths["narrow.npz"], x=x[:, :10], y=y)
+    x_nan = x.copy()
+    x_nan[0, 0] = np.nan
+    paths["nan.npz"] = folder / "nan.npz"
+    np.savez(paths["nan.npz"], x=x_nan, y=y)
     np.save(paths["array.npy"], x)
     paths["bad.keras"].write_text("not a model")
     paths["missing.keras"] = folder / "missing.keras"
@@ -135,6 +139,7 @@ def test_json_is_valid_even_when_the_loss_overflows(files, capsys):
         ("sigmoid.keras", "no_y.npz", "must hold arrays 'x' and 'y'"),
         ("sigmoid.keras", "array.npy", "single .npy array"),
         ("sigmoid.keras", "narrow.npz", "expects (64,)"),
+        ("sigmoid.keras", "nan.npz", "x must be finite"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(files, capsys, model, data, message):
