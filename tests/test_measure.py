@@ -321,3 +321,13 @@ def test_private_keras_apis_that_measure_relies_on_still_exist():
     model = transformer()
     assert callable(getattr(model, "_run_through_graph", None)), "Functional._run_through_graph"
     assert getattr(model, "_nodes_by_depth", None), "Functional._nodes_by_depth"
+
+
+def test_embedding_gradient_norm_with_repeated_tokens():
+    model = keras.Sequential([keras.Input((4,), dtype="int32"), keras.layers.Embedding(1000, 3, name="emb"),
+                              keras.layers.Flatten(), keras.layers.Dense(2)])
+    x = np.array([[5, 5, 7, 5], [7, 9, 9, 5]] * 4)  # repeats within and across examples
+    y = np.array([0, 1] * 4)
+    measurement = vgrad.measure(model, x, y)
+    assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    assert isinstance(measurement.loss, float) and all(type(v) is float for v in measurement.variable_norms.values())

@@ -110,7 +110,8 @@ def _function_and_key(loss):
     if isinstance(loss, keras.losses.Loss) and type(loss).__module__.startswith("keras."):
         # Built-in losses are fully described by their config: a fresh but equal object
         # reuses the compiled function instead of compiling (and keeping) a new one.
-        return loss, ("config", type(loss).__name__, json.dumps(loss.get_config(), sort_keys=True, default=str))
+        config = json.dumps(loss.get_config(), sort_keys=True, default=str)
+        return loss, ("config", type(loss).__name__, config)
     if callable(loss):
         return loss, ("object", id(loss))
     raise TypeError(f"loss must be {_ACCEPTED}; got {loss!r}")

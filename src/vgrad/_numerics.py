@@ -24,9 +24,15 @@ def scaled_norm(tensor, mean=False):
 
 
 def dense_gradient(gradient):
-    """``gradient`` as a dense tensor (Embedding gradients arrive as ``IndexedSlices``)."""
+    """The nonzero rows of ``gradient`` as a dense tensor, which has the same norm.
+
+    Embedding gradients arrive as ``IndexedSlices``, one row per looked-up token with
+    repeats; the rows of a repeated token are summed, the rows of tokens absent from
+    the batch (all zero) are left out instead of materialising the whole table.
+    """
     if isinstance(gradient, tf.IndexedSlices):
-        return tf.convert_to_tensor(gradient)
+        unique, positions = tf.unique(gradient.indices)
+        return tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(unique)[0])
     return gradient
 
 

@@ -79,7 +79,8 @@ class Measurement:
             lines.append(
                 f"{layer.name:<{width}}  {layer.class_name:<20} {layer.kind:<13} "
                 f"{layer.activation or '':<10} {format_number(layer.gradient_norm, '.3e'):>10} "
-                f"{format_number(layer.weight_norm, '.3e'):>11}" + ("  all zero" if layer.zero_weights else "")
+                f"{format_number(layer.weight_norm, '.3e'):>11}"
+                + ("  all zero" if layer.zero_weights else "")
             )
         for title, table in (("back-propagated gradient RMS at activation inputs", self.backprop),
                              ("gradient RMS at residual block inputs", self.block_backprop),
@@ -169,11 +170,13 @@ def _unpack(model, values, plan, resolved, notes):
                     tuple(v.path for v in spec.variables))
         for i, spec in enumerate(specs)
     )
+    loss, rms, gradient = float(values[0]), rms.tolist(), gradient.tolist()
     return Measurement(
-        model.name, values[0], resolved.name, resolved.source, bool(values[1]) and math.isfinite(values[0]),
+        model.name, loss, resolved.name, resolved.source, bool(values[1]) and math.isfinite(loss),
         LayerDict((v.path, gradient[i]) for i, v in enumerate(variables)), layers,
         LayerDict(zip(hidden, rms[:len(hidden)])), LayerDict(zip(blocks, rms[len(hidden):])),
-        LayerDict((name, ActivationStats(kind, *row)) for name, kind, row in zip(hidden, plan["kinds"], stats)),
+        LayerDict((name, ActivationStats(kind, *row))
+                  for name, kind, row in zip(hidden, plan["kinds"], stats.tolist())),
         tuple(notes),
     )
 
@@ -219,7 +222,7 @@ def measure(model, x, y, *, loss=None, training=True):
     trainable = tuple(id(variable) for variable in model.trainable_variables)
     plan, fn = cached(model, ("measure", resolved.key, training, trainable),
                       lambda: _compile(model, resolved.function, training))
-    values = fn(tf.constant(x), tf.constant(resolved.y)).numpy().astype(np.float64).tolist()
+    values = fn(tf.constant(x), tf.constant(resolved.y)).numpy().astype(np.float64)
     notes = []
     if not _replayable(model):
         notes.append(f"model {model.name!r} is subclassed (or has no symbolic inputs): its "
@@ -228,4 +231,4 @@ def measure(model, x, y, *, loss=None, training=True):
     elif not plan["hidden"]:
         notes.append(f"model {model.name!r} has no hidden activation (Activation layer or "
                      "activation= of a Dense/Conv layer) at which to measure back-propagated gradients")
-    return _unpack(model, np.asarray(values), plan, resolved, notes)
+    return _unpack(model, values, plan, resolved, notes)
