@@ -331,3 +331,32 @@ def test_embedding_gradient_norm_with_repeated_tokens():
     measurement = vgrad.measure(model, x, y)
     assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     assert isinstance(measurement.loss, float) and all(type(v) is float for v in measurement.variable_norms.values())
+
+
+class TransformerBlock(keras.layers.Layer):
+    """The keras-io text-classification block (without dropout, so a tape can repeat it)."""
+
+    def __init__(self, embed_dim, num_heads, ff_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.att = keras.layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+        self.ffn = keras.Sequential([keras.layers.Dense(ff_dim, activation="relu"), keras.layers.Dense(embed_dim)])
+        self.layernorm1 = keras.layers.LayerNormalization(epsilon=1e-6)
+        self.layernorm2 = keras.layers.LayerNormalization(epsilon=1e-6)
+
+    def call(self, inputs):
+        out1 = self.layernorm1(inputs + self.att(inputs, inputs))
+        return self.layernorm2(out1 + self.ffn(out1))
+
+
+def test_custom_block_layer_and_bidirectional_lstm_are_listed_sublayer_by_sublayer():
+    inputs = keras.Input((10,), dtype="int32")
+    h = keras.layers.Embedding(100, 8)(inputs)
+    h = TransformerBlock(8, 2, 16, name="block")(h)
+    h = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(h)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+    x, y = RNG.integers(0, 100, (NUM, 10)), RNG.integers(0, 2, NUM)
+    measurement = vgrad.measure(model, x, y)
+    kinds = [(layer.name.split("/")[0], layer.kind) for layer in measurement.weight_layers]
+    assert kinds.count(("block", "attention")) == 4 and kinds.count(("block", "normalization")) == 2
+    assert kinds.count(("block", "dense")) == 2 and kinds.count(("bi", "recurrent")) == 2
+    assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy())

@@ -4,6 +4,10 @@ Nested models are entered (their layers keep their own names, as in
 ``model.summary()``); layers built from sublayers, such as ``MultiHeadAttention``
 (``mha/query``, ``mha/key``, ``mha/value``, ``mha/attention_output``) or a user's
 transformer-block layer, are listed sublayer by sublayer as ``outer/inner``.
+
+Order: a functional or Sequential model's layers are in graph (forward) order; the
+sublayers of a custom layer, and the layers of a subclassed model, in the order they
+were created, since Keras keeps no record of the order ``call`` uses them in.
 """
 
 from __future__ import annotations
@@ -76,8 +80,11 @@ def _walk(layer, name, inherited_kind, found):
     if not variables:
         return
     if isinstance(layer, keras.Model):
+        # A model nested in a model keeps its layers' own names (as model.summary() does);
+        # one inside a custom layer is prefixed like the layer's other sublayers.
+        prefix = f"{name.rsplit('/', 1)[0]}/" if "/" in name else ""
         for sublayer in layer.layers:
-            _walk(sublayer, sublayer.name, None, found)
+            _walk(sublayer, f"{prefix}{sublayer.name}", inherited_kind, found)
         return
     kind = _kind(layer)
     if kind == "other" or isinstance(layer, _ATTENTION):
