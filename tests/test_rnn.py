@@ -1,4 +1,4 @@
-"""Recurrent builder, spectrum, gradients through time, and the memory task."""
+"""Recurrent builder, spectrum and gradients through time."""
 
 import numpy as np
 import pytest
@@ -154,6 +154,19 @@ def test_build_rnn_names_shapes_and_seeds(sequences):
     assert not np.array_equal(model.get_weights()[1], other.get_weights()[1])
 
 
+def test_build_rnn_defaults_fit_the_memory_task_and_seed_zero():
+    x, y = vgrad.memory_task(4, 5)
+    model = vgrad.build_rnn(3)
+    assert model(x).shape == (4, 8) and model.input_shape == (None, None, 9)
+    for a, b in zip(model.get_weights(), vgrad.build_rnn(3, seed=0).get_weights()):
+        np.testing.assert_array_equal(a, b)
+    keras.utils.set_random_seed(2)
+    first = vgrad.build_rnn(3, seed=None).get_weights()[0]
+    keras.utils.set_random_seed(2)
+    np.testing.assert_array_equal(vgrad.build_rnn(3, seed=None).get_weights()[0], first)
+    assert not np.array_equal(first, model.get_weights()[0])
+
+
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
@@ -162,6 +175,7 @@ def test_build_rnn_names_shapes_and_seeds(sequences):
         ({"recurrent_gain": "big"}, TypeError, "recurrent_gain"),
         ({"activation": "nope"}, ValueError, "activation"),
         ({"seed": 1.5}, TypeError, "seed"),
+        ({"seed": 2**32}, ValueError, "seed"),
         ({"units": 0}, ValueError, "units"),
     ],
 )
@@ -196,39 +210,3 @@ def test_time_gradient_norms_rejects_other_models_and_bad_batches(sequences):
             vgrad.time_gradient_norms(model, x_bad, y_bad)
     with pytest.raises(TypeError, match="SimpleRNN, LSTM or GRU"):
         vgrad.largest_singular_value(keras.layers.Dense(3))
-
-
-def test_memory_task_labels_live_only_in_the_first_step():
-    x, y = vgrad.memory_task(500, 30, num_symbols=5, noise=0.0, seed=3)
-    assert x.shape == (500, 30, 6) and x.dtype == np.float32 and y.dtype == np.int64
-    np.testing.assert_array_equal(x[:, 0, :5].argmax(axis=1), y)
-    np.testing.assert_array_equal(x[:, :, 5], np.eye(30)[0][None].repeat(500, axis=0))
-    assert not x[:, 1:].any()  # without noise the later steps are empty
-    assert set(np.unique(y)) == set(range(5))
-    noisy, labels = vgrad.memory_task(500, 30, num_symbols=5, noise=1.0, seed=3)
-    np.testing.assert_array_equal(labels, y)
-    assert noisy[:, 1:, :5].std() == pytest.approx(1.0, rel=0.05)
-
-
-def test_memory_task_is_deterministic():
-    first, second, other = (vgrad.memory_task(8, 10, seed=seed) for seed in (7, 7, 8))
-    np.testing.assert_array_equal(first[0], second[0])
-    np.testing.assert_array_equal(first[1], second[1])
-    assert not np.array_equal(first[0], other[0])
-
-
-@pytest.mark.parametrize(
-    "args, kwargs, error, match",
-    [
-        ((0, 10), {}, ValueError, "num_samples"),
-        ((4, 0), {}, ValueError, "length"),
-        ((4.0, 10), {}, TypeError, "num_samples"),
-        ((4, 10), {"num_symbols": 1}, ValueError, "num_symbols"),
-        ((4, 10), {"noise": -1.0}, ValueError, "noise"),
-        ((4, 10), {"noise": "loud"}, TypeError, "noise"),
-        ((4, 10), {"seed": None}, TypeError, "seed"),
-    ],
-)
-def test_memory_task_rejects_bad_arguments(args, kwargs, error, match):
-    with pytest.raises(error, match=match):
-        vgrad.memory_task(*args, **kwargs)

@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._checks import check_count
-from vgrad.models import resolve_activation
+from vgrad._seeds import check_seed
+from vgrad.models import keras_activation
 
 
 def activation_derivatives(activations, z):
@@ -36,7 +37,7 @@ def activation_derivatives(activations, z):
         raise ValueError(f"z must be a non-empty 1-D array, got shape {tuple(z.shape)}")
     derivatives = {}
     for identifier in activations:
-        function = resolve_activation(identifier)
+        function = keras_activation(identifier)
         with tf.GradientTape() as tape:
             tape.watch(z)
             output = function(z)
@@ -60,18 +61,31 @@ def jacobian_product_norms(depth, width, *, activation="linear", gain=1.0, seed=
     activation : str or callable, default "linear"
         Keras activation identifier.
     gain : float, default 1.0
-        Scale of the weights: ``gain = 1`` preserves the norm of a linear map on average.
+        Scale of the weights, > 0: ``gain = 1`` preserves the norm of a linear map on average.
     seed : int, default 0
+        Seed of the weights and the input, in ``[0, 2**32)``; the same seed gives the
+        same result.
 
     Returns
     -------
     (depth,) float64 ndarray
         ``||J_l ... J_1||_2`` for l = 1..depth.
+
+    Raises
+    ------
+    TypeError
+        If ``depth``, ``width`` or ``seed`` is not an int, or ``gain`` not a number.
+    ValueError
+        If a count is below 1, ``gain`` is not positive and finite, ``seed`` is out of
+        range, or the activation is unknown.
     """
     depth, width = check_count("depth", depth), check_count("width", width)
-    if isinstance(gain, bool) or not isinstance(gain, numbers.Real) or not gain > 0:
-        raise ValueError(f"gain must be a positive number, got {gain!r}")
-    function = resolve_activation(activation)
+    if isinstance(gain, bool) or not isinstance(gain, numbers.Real):
+        raise TypeError(f"gain must be a finite float > 0, got {gain!r}")
+    if not (np.isfinite(gain) and gain > 0):
+        raise ValueError(f"gain must be a finite float > 0, got {gain!r}")
+    seed = check_seed(seed)
+    function = keras_activation(activation)
     rng = np.random.default_rng(seed)
     hidden = tf.constant(rng.standard_normal(width), dtype=tf.float64)
     product = np.eye(width)

@@ -1,14 +1,17 @@
-"""Deep-network builders: the classic vanishing-gradient MLP and its fixes."""
+"""Deep-network builders: the classic vanishing-gradient MLP and its fixes.
+
+Conventions shared with :func:`vgrad.build_rnn`: sizes that depend on the data default
+to the bundled data set the builder is made for (here :func:`vgrad.load_digits`: 64
+features, 10 classes), and ``seed=0`` by default, so the same call builds the same
+weights; ``seed=None`` leaves them to Keras's global seed.
+"""
 
 from __future__ import annotations
 
-import numbers
-
-import numpy as np
-
 import keras
 
-from vgrad._checks import check_count
+from vgrad._checks import check_count, check_flag
+from vgrad._seeds import check_seed, spawn_seeds
 
 #: Activation names suggested in error messages (any Keras identifier works).
 COMMON_ACTIVATIONS = (
@@ -21,7 +24,7 @@ COMMON_INITIALIZERS = (
 )
 
 
-def resolve_activation(activation):
+def keras_activation(activation):
     """Return the Keras activation function for an identifier or callable.
 
     Raises
@@ -64,18 +67,17 @@ def _layer_initializers(initializer, num_layers, seed):
     """One initializer per layer, each with its own seed when seeding is possible.
 
     A single initializer instance with an integer seed would draw the same matrix for
-    every layer, so each layer gets a copy whose seed comes from ``seed`` (or the
-    instance's own integer seed) through ``numpy.random.SeedSequence``.
+    every layer, so each layer gets a copy whose seed comes from ``seed`` (or, for
+    ``seed=None``, the instance's own integer seed) through ``numpy.random.SeedSequence``.
     """
     config = initializer.get_config()
     own_seed = config.get("seed")
     base = seed if seed is not None else own_seed if isinstance(own_seed, int) else None
     if base is None or "seed" not in config:
         return [initializer.__class__.from_config(config) for _ in range(num_layers)]
-    layer_seeds = np.random.SeedSequence(int(base)).generate_state(num_layers)
     return [
-        initializer.__class__.from_config({**config, "seed": int(layer_seed)})
-        for layer_seed in layer_seeds
+        initializer.__class__.from_config({**config, "seed": layer_seed})
+        for layer_seed in spawn_seeds(base, num_layers)
     ]
 
 
@@ -89,7 +91,7 @@ def build_mlp(
     residual=False,
     input_dim=64,
     num_classes=10,
-    seed=None,
+    seed=0,
 ):
     """Build a deep fully connected classifier whose logits come from a final Dense.
 
@@ -119,12 +121,14 @@ def build_mlp(
     residual : bool, default False
         Add identity skip connections around hidden layers that keep the width.
     input_dim : int, default 64
-        Number of input features.
+        Number of input features (default: the 8x8 digits of :func:`vgrad.load_digits`).
     num_classes : int, default 10
-        Number of logits.
-    seed : int or None
-        Seed of the kernel initializers; the same seed gives the same weights. ``None``
-        leaves them to Keras's global seed (``keras.utils.set_random_seed``).
+        Number of logits (default: the ten digits).
+    seed : int or None, default 0
+        Seed of the kernel initializers, in ``[0, 2**32)``; the same seed gives the same
+        weights, and it overrides an initializer instance's own seed. ``None`` keeps
+        that seed, or leaves the weights to Keras's global seed
+        (``keras.utils.set_random_seed``) for an unseeded initializer.
 
     Returns
     -------
@@ -152,12 +156,9 @@ def build_mlp(
     width = check_count("width", width)
     input_dim = check_count("input_dim", input_dim)
     num_classes = check_count("num_classes", num_classes)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-        raise TypeError(f"seed must be an int or None, got {seed!r}")
-    for name, flag in (("batch_norm", batch_norm), ("residual", residual)):
-        if not isinstance(flag, (bool, np.bool_)):
-            raise TypeError(f"{name} must be True or False, got {flag!r}")
-    activation_fn = resolve_activation(activation)
+    seed = check_seed(seed, allow_none=True)
+    batch_norm, residual = check_flag("batch_norm", batch_norm), check_flag("residual", residual)
+    activation_fn = keras_activation(activation)
     initializers = _layer_initializers(resolve_initializer(kernel_initializer), depth + 1, seed)
 
     inputs = keras.Input(shape=(input_dim,), name="features")
@@ -180,3 +181,63 @@ def build_mlp(
     )(hidden)
     name = getattr(activation_fn, "__name__", "custom")
     return keras.Model(inputs, logits, name=f"mlp_{depth}x{width}_{name}")
+
+
+@keras.saving.register_keras_serializable(package="vgrad")
+class StandardUniform(keras.initializers.VarianceScaling):
+    """The "standard" initialisation ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``.
+
+    Glorot & Bengio (2010), eq. 1: the common heuristic of the time, whose variance
+    ``1 / (3 fan_in)`` shrinks back-propagated gradients by about 1/3 per layer.
+    Equivalent to ``VarianceScaling(1/3, "fan_in", "uniform")``; seeds as Keras's own.
+    Registered for ``keras.saving`` as ``"vgrad>StandardUniform"``.
+    """
+
+    def __init__(self, seed=None):
+        self._seed_argument = seed
+        super().__init__(scale=1.0 / 3.0, mode="fan_in", distribution="uniform", seed=seed)
+
+    def get_config(self):
+        return {"seed": keras.saving.serialize_keras_object(self._seed_argument)}
+
+
+def mlp_layers(model):
+    """The hidden layers of a :func:`build_mlp` model, read back from their names.
+
+    Returns
+    -------
+    list of tuple
+        ``[(Dense, activation function, BatchNormalization or None, residual)]``, one
+        per hidden layer, input side first; ``residual`` is whether ``add_<i>`` exists.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is not a ``keras.Model``.
+    ValueError
+        If its layers do not follow :func:`build_mlp`'s naming.
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"model must be a keras.Model built by vgrad.build_mlp, got {type(model).__name__}"
+        )
+    names = {layer.name: layer for layer in model.layers}
+    layers, index = [], 1
+    while f"dense_{index}" in names:
+        dense, activation = names[f"dense_{index}"], names.get(f"activation_{index}")
+        if not (
+            isinstance(dense, keras.layers.Dense)
+            and isinstance(activation, keras.layers.Activation)
+        ):
+            break
+        layers.append((dense, activation.activation, names.get(f"batch_normalization_{index}"),
+                       f"add_{index}" in names))
+        index += 1
+    num_dense = sum(name.startswith("dense_") for name in names)
+    if not layers or "logits" not in names or len(layers) != num_dense:
+        raise ValueError(
+            f"model {model.name!r} was not built by vgrad.build_mlp: predictions need Dense layers "
+            "'dense_1' ... 'dense_<depth>', each followed by an Activation 'activation_<i>', "
+            "and a final Dense 'logits'"
+        )
+    return layers

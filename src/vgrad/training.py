@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import keras
 
+from vgrad._checks import check_count
+
 
 @dataclass(frozen=True)
 class TrainingRun:
@@ -66,7 +68,9 @@ def train(model, data, *, optimizer, epochs=10, batch_size=64, label=None, callb
         A Keras optimizer identifier or instance (a fresh instance per run: optimizers
         keep state).
     epochs : int, default 10
+        At least 1; numpy integers are accepted.
     batch_size : int, default 64
+        At least 1.
     label : str, optional
         Name for tables and legends; defaults to the model's name.
     callbacks : list of keras.callbacks.Callback, optional
@@ -79,7 +83,8 @@ def train(model, data, *, optimizer, epochs=10, batch_size=64, label=None, callb
     Raises
     ------
     TypeError
-        If ``data`` is not two ``(x, y)`` pairs.
+        If ``data`` is not two ``(x, y)`` pairs, or ``epochs`` or ``batch_size`` is not
+        an integer.
     ValueError
         If ``epochs`` or ``batch_size`` is below 1.
     """
@@ -87,9 +92,7 @@ def train(model, data, *, optimizer, epochs=10, batch_size=64, label=None, callb
         (x_train, y_train), (x_test, y_test) = data
     except (TypeError, ValueError) as error:
         raise TypeError("data must be ((x_train, y_train), (x_test, y_test))") from error
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    epochs, batch_size = check_count("epochs", epochs), check_count("batch_size", batch_size)
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

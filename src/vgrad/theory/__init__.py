@@ -1,0 +1,37 @@
+"""Mean-field theory of gradients at initialisation, one idea per module.
+
+* :mod:`vgrad.theory.quadrature`: Gaussian expectations ``E[f(z)]``;
+* :mod:`vgrad.theory.activations`: activations and their derivatives in numpy;
+* :mod:`vgrad.theory.variances`: the variance of the weights an initializer draws;
+* :mod:`vgrad.theory.mean_field`: one layer's forward fixed point and backward gain
+  (its docstring states the conventions and the assumptions);
+* :mod:`vgrad.theory.mlp`: the per-layer prediction for a :func:`vgrad.build_mlp` model.
+
+``StandardUniform`` and ``_mlp_layers`` are re-exported from :mod:`vgrad.models`, where
+they now live, for code that still imports them from here.
+"""
+
+from vgrad.models import StandardUniform
+from vgrad.models import mlp_layers as _mlp_layers  # noqa: F401  (phase.py imports it)
+from vgrad.theory.activations import SUPPORTED_ACTIVATIONS, activation_and_derivative
+from vgrad.theory.mean_field import backprop_gain, variance_fixed_point
+from vgrad.theory.mlp import predicted_backprop_norms
+from vgrad.theory.quadrature import gaussian_expectation
+from vgrad.theory.variances import (
+    SUPPORTED_INITIALIZERS,
+    TRUNCATED_NORMAL_VARIANCE,
+    initializer_variance,
+)
+
+__all__ = [
+    "SUPPORTED_ACTIVATIONS",
+    "SUPPORTED_INITIALIZERS",
+    "TRUNCATED_NORMAL_VARIANCE",
+    "StandardUniform",
+    "activation_and_derivative",
+    "backprop_gain",
+    "gaussian_expectation",
+    "initializer_variance",
+    "predicted_backprop_norms",
+    "variance_fixed_point",
+]
