@@ -73,20 +73,25 @@ def test_transformer_block_lists_every_weight_layer_in_forward_order():
     assert "mha/attention_output" in text and "add_2" in text and "gelu" in text
 
 
-def test_block_backprop_is_the_gradient_at_the_skip_input():
+@pytest.mark.parametrize("merge", ["layer", "operator"])
+def test_block_backprop_is_the_gradient_at_the_skip_input(merge):
     inputs = keras.Input((6,))
     first = keras.layers.Dense(8, name="stem")
     inner, outer = keras.layers.Dense(8, activation="relu", name="inner"), keras.layers.Dense(8, name="outer")
     head = keras.layers.Dense(3, name="head")
     stem = first(inputs)
-    merged = keras.layers.Add(name="block")([stem, outer(inner(stem))])
+    if merge == "layer":
+        merged = keras.layers.Add(name="block")([stem, outer(inner(stem))])
+    else:  # x + f(x) in the functional API is a keras.ops Add operation, not a layer
+        merged = stem + outer(inner(stem))
     model = keras.Model(inputs, head(merged))
     x, y = RNG.normal(size=(NUM, 6)).astype("float32"), RNG.integers(0, 3, NUM)
     with tf.GradientTape() as tape:
         h = first(x)
         value = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(y, head(h + outer(inner(h))))
     expected = float(tf.sqrt(tf.reduce_mean(tf.square(tape.gradient(value, h)))))
-    assert vgrad.measure(model, x, y).block_backprop["block"] == pytest.approx(expected, rel=1e-5)
+    (value,) = vgrad.measure(model, x, y).block_backprop.values()
+    assert value == pytest.approx(expected, rel=1e-5)
 
 
 def test_keras_io_cnn_with_batch_norm_and_softmax_output():
@@ -360,3 +365,12 @@ def test_custom_block_layer_and_bidirectional_lstm_are_listed_sublayer_by_sublay
     assert kinds.count(("block", "attention")) == 4 and kinds.count(("block", "normalization")) == 2
     assert kinds.count(("block", "dense")) == 2 and kinds.count(("bi", "recurrent")) == 2
     assert_matches_tape(measurement, model, x, y, keras.losses.SparseCategoricalCrossentropy())
+
+
+def test_adding_a_constant_is_not_a_residual_block():
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs) + 1.0
+    model = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    x, y = RNG.normal(size=(NUM, 6)).astype("float32"), RNG.integers(0, 3, NUM)
+    measurement = vgrad.measure(model, x, y)
+    assert not measurement.block_backprop and list(measurement.backprop) == ["hidden"]

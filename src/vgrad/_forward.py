@@ -6,8 +6,9 @@ layers are called one by one and for functional models the graph is replayed wit
 wrapping each operation. Tensors computed this way lie on the path from the inputs
 to the loss, so a ``tf.GradientTape`` gives ``dLoss/dz`` for them directly.
 
-Each ``Add`` layer (a residual merge) also records its skip input, the tensor that
-entered the residual block, so that the gradient reaching each block can be measured.
+Each residual merge (an ``Add`` layer, or ``x + y`` in a functional graph) also records
+its skip input, the tensor that entered the residual block, so that the gradient
+reaching each block can be measured.
 """
 
 from __future__ import annotations
@@ -46,6 +47,14 @@ def _accepts_training(layer):
         return False
 
 
+def _is_residual_merge(operation):
+    """An ``Add`` layer, or the ``x + y`` operation of a functional graph (``keras.ops.add``)."""
+    if isinstance(operation, keras.layers.Add):
+        return True
+    kind = type(operation)
+    return kind.__name__ == "Add" and kind.__module__.startswith("keras.src.ops")
+
+
 def _has_own_activation(layer):
     fn = getattr(layer, "activation", None)
     return (
@@ -74,8 +83,13 @@ class _Tapper:
 
     def record_block(self, operation, args, kwargs):
         """A residual merge: its skip input is the earliest computed of its inputs."""
-        inputs = args[0] if args else kwargs.get("inputs", ())
-        if isinstance(inputs, (list, tuple)) and len(inputs) > 1:
+        inputs = args[0] if len(args) == 1 else args or kwargs.get("inputs", ())
+        if not isinstance(inputs, (list, tuple)):
+            return
+        # Only a sum of same-shaped tensors is a residual merge (not x + 1, not x + bias).
+        inputs = [tensor for tensor in inputs if hasattr(tensor, "shape") and hasattr(tensor, "dtype")]
+        shapes = {tuple(tensor.shape) for tensor in inputs}
+        if len(inputs) > 1 and len(shapes) == 1 and all(t.dtype.is_floating for t in inputs):
             skip = min(inputs, key=lambda tensor: self.order.get(id(tensor), -1))
             self.taps.block_inputs[operation.name] = skip
 
@@ -91,7 +105,7 @@ class _Tapper:
         def call(*args, **kwargs):
             if isinstance(operation, keras.layers.Layer) and _accepts_training(operation):
                 kwargs.setdefault("training", self.training)
-            if isinstance(operation, keras.layers.Add):
+            if _is_residual_merge(operation):
                 self.record_block(operation, args, kwargs)
             if isinstance(operation, _ACTIVATION_LAYERS):
                 output = operation(*args, **kwargs)
