@@ -60,3 +60,18 @@ def test_a_saved_standard_uniform_model_loads_in_a_fresh_process(tmp_path):
                                                                      "TF_CPP_MIN_LOG_LEVEL": "2"})
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.split()[-1] == "StandardUniform", mode
+
+
+@pytest.mark.parametrize(
+    "module_name",
+    ["vgrad.tables", "vgrad.data", "vgrad.models", "vgrad.elementary", "vgrad.theory.mean_field",
+     "vgrad.theory.mlp", "vgrad.rnn.builder", "vgrad.rnn.through_time"],
+)
+def test_docstring_examples_run(module_name):
+    import doctest
+    import importlib
+
+    module = importlib.import_module(module_name)
+    names = {name: getattr(vgrad, name) for name in vgrad.__all__}
+    result = doctest.testmod(module, extraglobs=names, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0, result
