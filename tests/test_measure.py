@@ -269,10 +269,12 @@ def test_bad_arguments_name_what_is_accepted():
         vgrad.measure(model, [["a"] * 3] * NUM, y)
 
 
-def test_measure_stays_callable_after_its_old_module_is_imported():
-    import vgrad.measure  # noqa: F401  the shim diagnosis.py imported
+def test_measure_stays_the_function_after_every_module_is_imported():
+    import vgrad.diagnosis  # noqa: F401
+    import vgrad.measurement  # noqa: F401  a module named "measure" would shadow the function
 
     model, x, y = regression_net()
+    assert callable(vgrad.measure) and vgrad.measure.__module__ == "vgrad.measurement"
     assert isinstance(vgrad.measure(model, x, y), vgrad.Measurement)
 
 

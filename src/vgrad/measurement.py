@@ -10,8 +10,7 @@ leaves the device once. Non-trainable state (BatchNorm moving statistics) is res
 Deviations from ``notes/measure_contract.md``:
 
 - The module is ``vgrad.measurement``, not ``vgrad.measure``: a submodule named like the
-  package's function replaces that function as an attribute of ``vgrad`` once imported.
-  ``vgrad/measure.py`` remains as a callable shim until ``diagnosis.py`` imports from here.
+  package's function would replace that function as an attribute of ``vgrad`` once imported.
 - ``WeightLayer.activation`` is the layer's own activation name for Dense, Conv and
   attention layers, ``"linear"`` included; ``None`` for other kinds.
 - The output layer's own activation (softmax, sigmoid) is not a hidden activation: it
