@@ -79,6 +79,14 @@ def test_training_curves_log_scale_dashed_validation_and_nan(ax):
         plots.plot_training_curves({"run": {"loss": [1.0]}}, metric="accuracy", ax=ax)
 
 
+def test_training_curves_name_the_held_out_curves(ax):
+    history = {"loss": [2.0, 1.0], "val_loss": [2.1, 1.2]}
+    plots.plot_training_curves({"run": history}, ax=ax, validation_label="test")
+    assert legend_texts(ax) == ["run", "training", "test"]
+    with pytest.raises(TypeError, match="validation_label must be a str"):
+        plots.plot_training_curves({"run": history}, validation_label=None)
+
+
 def test_training_curves_linear_when_range_is_small(ax):
     plots.plot_training_curves({"loss": [1.0, 0.8, 0.7]}, ax=ax)
     assert ax.get_yscale() == "linear"

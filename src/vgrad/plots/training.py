@@ -26,7 +26,8 @@ def _history_dict(history, label):
     return values
 
 
-def plot_training_curves(histories, *, metric="loss", ax=None, title=None):
+def plot_training_curves(histories, *, metric="loss", ax=None, title=None,
+                         validation_label="validation"):
     """Training (solid) and validation (dashed, ``val_`` prefix) curves per epoch.
 
     Parameters
@@ -38,6 +39,9 @@ def plot_training_curves(histories, *, metric="loss", ax=None, title=None):
         two orders of magnitude.
     ax : matplotlib.axes.Axes, optional
     title : str, optional
+    validation_label : str, default "validation"
+        Legend name of the dashed ``val_`` curves: "test" when, as in
+        :func:`vgrad.train`, the held-out data passed to ``fit`` is the test set.
 
     Returns
     -------
@@ -46,10 +50,12 @@ def plot_training_curves(histories, *, metric="loss", ax=None, title=None):
     Raises
     ------
     TypeError
-        If a history is neither a History nor a dict.
+        If a history is neither a History nor a dict, or ``validation_label`` is not a str.
     ValueError
         If a history has no ``metric`` key (the message lists the keys it has).
     """
+    if not isinstance(validation_label, str):
+        raise TypeError(f"validation_label must be a str, got {validation_label!r}")
     if hasattr(histories, "history") or (
         isinstance(histories, Mapping) and histories
         and not any(isinstance(v, Mapping) or hasattr(v, "history") for v in histories.values())
@@ -86,7 +92,7 @@ def plot_training_curves(histories, *, metric="loss", ax=None, title=None):
     _finish(ax, title or f"Training curves: {metric}", "epoch", metric, legend=False)
     styles = {"training": {"ls": "-"}}
     if any(c[2]["ls"] == "--" for c in curves):
-        styles["validation"] = {"ls": "--"}
+        styles[validation_label] = {"ls": "--"}
     return _compact_legend(ax, list(histories), styles)
 
 
