@@ -155,7 +155,8 @@ def for_print(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
 
     Each caption moves into the metadata of the figure it follows (its last image output,
     ``vgrad_caption``), so the template floats figure and caption together; the subtitle,
-    what the first markdown cell says after its H1 title, moves to the title page.
+    what the first markdown cell says between its H1 title and the next heading, moves to
+    the title page.
     """
     nb = kept_cells(nb)
     for figure, caption in reversed(figure_captions(nb)):
@@ -166,8 +167,10 @@ def for_print(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
     subtitle = ""
     first = next((cell for cell in nb.cells if cell.cell_type == "markdown"), None)
     if first is not None and first.source.startswith("# "):
-        title, _, subtitle = first.source.partition("\n")
-        first.source = title
+        title, _, rest = first.source.partition("\n")
+        heading = re.search(r"^#", rest, re.M)  # the body starts at the next heading
+        subtitle, body = (rest[:heading.start()], rest[heading.start():]) if heading else (rest, "")
+        first.source = f"{title}\n\n{body}" if body else title
     return nb, subtitle.strip()
 
 
