@@ -8,9 +8,9 @@ SHA-256 of the notebook file it came from (``pdfinfo`` shows them).
 
 Print conventions the notebook follows (tests/test_pdf.py and tests/test_notebook_file.py
 check them): the first markdown cell is the H1 title, optionally followed by a subtitle, which
-the title page prints; a figure's caption is the markdown cell right after the code cell that
-draws it, starting ``*Figure N.``; code lines are at most CODE_COLUMNS characters, so nothing
-wraps.
+the title page prints; a figure's caption is the first paragraph of the markdown cell right
+after the code cell that draws it, starting ``*Figure N.``; code lines are at most
+CODE_COLUMNS characters, so nothing wraps.
 
 Usage::
 
@@ -153,8 +153,9 @@ def figure_captions(nb: nbformat.NotebookNode) -> list[tuple[int, int]]:
 def for_print(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
     """The kept cells laid out for print, and the subtitle (markdown) for the title page.
 
-    Each caption moves into the metadata of the figure it follows (its last image output,
-    ``vgrad_caption``), so the template floats figure and caption together; the subtitle,
+    Each caption (the first paragraph of the markdown cell after a figure) moves into the
+    metadata of the figure it follows (its last image output, ``vgrad_caption``), so the
+    template floats figure and caption together; the subtitle,
     what the first markdown cell says between its H1 title and the next heading, moves to
     the title page.
     """
@@ -162,8 +163,13 @@ def for_print(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
     for figure, caption in reversed(figure_captions(nb)):
         images = [output for output in nb.cells[figure].outputs
                   if "image/png" in output.get("data", {}) or "image/jpeg" in output.get("data", {})]
-        images[-1].setdefault("metadata", {})["vgrad_caption"] = nb.cells[caption].source
-        del nb.cells[caption]
+        # The caption is the cell's first paragraph; the text after it stays where it is.
+        first, _, rest = nb.cells[caption].source.strip().partition("\n\n")
+        images[-1].setdefault("metadata", {})["vgrad_caption"] = first
+        if rest.strip():
+            nb.cells[caption].source = rest
+        else:
+            del nb.cells[caption]
     subtitle = ""
     first = next((cell for cell in nb.cells if cell.cell_type == "markdown"), None)
     if first is not None and first.source.startswith("# "):
