@@ -51,6 +51,7 @@ TOOLS = {
     "pdftotext": "poppler-utils",
     "pdfinfo": "poppler-utils",
     "pdfimages": "poppler-utils",
+    "pdftoppm": "poppler-utils",  # the tests measure how full each page is
 }
 APT_PACKAGES = ("texlive-xetex texlive-fonts-recommended texlive-plain-generic fonts-dejavu-core "
                 "pandoc poppler-utils")
