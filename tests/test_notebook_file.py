@@ -108,7 +108,8 @@ def _subscripts(math):
 
 def _italic_words(nb):
     """``(cell index, subscript)`` of each subscript that prints two or more letters in italic
-    side by side (``W_{rec}``, ``\\sigma_max``): LaTeX sets them as a product of variables."""
+    side by side (``W_{rec}``, ``\\sigma_max``): LaTeX sets them as a product of variables.
+    A pair of indices counts too: write it ``W_{i j}`` or ``W_{i,j}``."""
     found = []
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "markdown" and not _hidden(cell):
