@@ -32,9 +32,10 @@ tutorial: install pdf-tools
 	$(MAKE) notebook
 	$(MAKE) pdf
 
-## make notebook: execute the notebook in place (its outputs are what the PDF shows)
+## make notebook: execute the notebook in place (its outputs are what the PDF shows), storing no
+## execution timestamps, so that running it again changes only the outputs that changed
 notebook: install
-	$(BIN)/jupyter nbconvert --to notebook --execute --inplace $(NOTEBOOK)
+	$(BIN)/python tutorial/execute_notebook.py $(NOTEBOOK)
 
 ## make pdf: render the PDF from the notebook as it is (XeLaTeX, pandoc: see make pdf-tools)
 pdf: install

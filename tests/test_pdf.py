@@ -9,6 +9,7 @@ import html
 import importlib.util
 import re
 import subprocess
+import tempfile
 import unicodedata
 from pathlib import Path
 
@@ -25,6 +26,9 @@ _spec.loader.exec_module(build_pdf)
 # lost outputs or figures, more means an output or a figure ran away.
 PAGE_RANGE = (15, 40)
 POINTS_PER_CM = 72 / 2.54
+# At most this share of a page's text block may stay blank (below its last line or figure),
+# except on the last page and on a page followed by a new section.
+MAX_BLANK = 0.40
 # A 100-dpi figure shown at up to 150 pixels per inch keeps at least 2/3 of its size,
 # so its 10-point labels print at 6.7 points or more.
 MAX_FIGURE_PPI = 150
@@ -147,7 +151,9 @@ def test_title_page_has_title_version_date_and_contents(notebook, rendered):
     first_page = _normalize(_poppler("pdftotext", "-f", "1", "-l", "1", str(rendered), "-"))
     date = build_pdf.title_date(build_pdf.source_date(build_pdf.NOTEBOOK))
     version = build_pdf.importlib.metadata.version("vgrad")
-    for expected in (notebook.metadata["title"], f"vgrad {version}", date, "Contents"):
+    _, subtitle = build_pdf.for_print(notebook)
+    subtitle = re.sub(r"[*_`]", "", subtitle)  # markdown emphasis and code marks
+    for expected in (notebook.metadata["title"], subtitle, f"vgrad {version}", date, "Contents"):
         assert _normalize(expected) in first_page, f"{expected!r} missing from page 1"
 
 
@@ -214,6 +220,135 @@ def test_no_text_runs_into_the_margins(rendered):
     assert not overflowing, f"text past the right margin (page, word): {overflowing[:10]}"
 
 
+def _pages(pdf):
+    """The text of each page, as printed (-layout)."""
+    return _poppler("pdftotext", "-layout", "-enc", "UTF-8", str(pdf), "-").split("\f")[:-1]
+
+
+def _page_fill(pdf, dots_per_inch=30, ink=235):
+    """Share of each page's text block (inside the margins) between its first and its last
+    printed row: 1.0 for a full page. Measured on the rendered page, figures included."""
+    margin = round(build_pdf.MARGIN_CM / 2.54 * dots_per_inch)
+    fills = []
+    with tempfile.TemporaryDirectory() as folder:
+        subprocess.run(["pdftoppm", "-r", str(dots_per_inch), "-gray", str(pdf), f"{folder}/page"],
+                       check=True)
+        for path in sorted(Path(folder).glob("page-*.pgm"), key=lambda p: int(p.stem.split("-")[1])):
+            data = path.read_bytes()
+            header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+\d+\s", data)
+            width, height, pixels = int(header[1]), int(header[2]), data[header.end():]
+            inked = [row for row in range(margin, height - margin)
+                     if min(pixels[row * width + margin:(row + 1) * width - margin]) < ink]
+            fills.append((inked[-1] - inked[0] + 1) / (height - 2 * margin) if inked else 0.0)
+    return fills
+
+
+def _section_titles(nb):
+    """Each section heading (H2) as it starts a printed line: number and text up to any math."""
+    titles = []
+    for number, parts in _numbered_headings(nb):
+        if "." not in number:
+            leading = []
+            for part in parts:
+                if part is None:
+                    break
+                leading.append(part)
+            titles.append(_normalize(number + "".join(leading)))
+    return titles
+
+
+@slow
+def test_no_code_or_output_line_is_wrapped(notebook, text):
+    """Code lines at most CODE_COLUMNS characters and short printed output fit the page:
+    nbconvert's wrapping leaves no continuation mark (↪ or ␣) in the PDF."""
+    sources = "".join(_printed_outputs(notebook)) + "".join(
+        cell.source for cell in notebook.cells if cell.cell_type in ("markdown", "code"))
+    hook, space = build_pdf.CONTINUATION_MARKS
+    lines = text.splitlines()
+    wrapped = [f"{lines[number - 1].strip()[-30:]} {line.strip()[:30]}"
+               for number, line in enumerate(lines) if hook in line]
+    marks = {mark: text.count(mark) - sources.count(mark) for mark in (hook, space)}
+    assert marks == {hook: 0, space: 0}, (
+        f"{marks[hook]} wrapped lines ({hook}), {marks[space]} of them broken at a space "
+        f"({space}); the first, end of one line and start of the next: {wrapped[:10]}")
+
+
+def _mostly_blank_pages(nb, pdf):
+    """``(page, blank share)`` of each page more than MAX_BLANK blank that is not the last and
+    is not followed by a page that starts with a section heading."""
+    fills, pages = _page_fill(pdf), _pages(pdf)
+    assert len(fills) == len(pages)
+    sections = _section_titles(nb)
+
+    def starts_a_section(page):
+        first = next((line for line in page.splitlines() if line.strip()), "")
+        return any(_normalize(first).startswith(title) for title in sections)
+
+    return [(number, f"{1 - fill:.0%}") for number, fill in enumerate(fills, start=1)
+            if fill < 1 - MAX_BLANK and number < len(pages) and not starts_a_section(pages[number])]
+
+
+@slow
+def test_no_page_is_mostly_blank(notebook, rendered):
+    """A page is at least 1 - MAX_BLANK full, unless it is the last or a section starts the
+    next page (a figure that does not fit floats on, so the text fills the page)."""
+    blank = _mostly_blank_pages(notebook, rendered)
+    assert not blank, f"pages more than {MAX_BLANK:.0%} blank, not before a new section: {blank}"
+
+
+@slow
+def test_a_mostly_blank_page_is_found(tmp_path):
+    """A forced page break after one line leaves page 2 blank: found. Page 3 ends as blank
+    but a section starts page 4, and page 4 is the last: both allowed."""
+    markdown = ("# Tiny\n\n## One\n\nA single line.\n\n\\newpage\n\nAnother line.\n\n"
+                "\\newpage\n\n## Two\n\nThe end.\n")
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(_tiny_notebook(markdown, "printed"), path)
+    pdf = build_pdf.render_pdf(path, tmp_path / "tiny.pdf")
+    blank = _mostly_blank_pages(build_pdf.kept_cells(nbformat.read(path, as_version=4)), pdf)
+    assert [page for page, _ in blank] == [2]
+
+
+@slow
+def test_captions_stay_with_their_figures(notebook, rendered):
+    """Each figure and the caption cell after it ("Figure N. ...") print on the same page."""
+    kept, _ = build_pdf.for_print(notebook)
+    images = []  # the caption number of each embedded image, in order; None if uncaptioned
+    for cell in kept.cells:
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}) or "image/jpeg" in output.get("data", {}):
+                caption = build_pdf.CAPTION.match(output.get("metadata", {}).get("vgrad_caption", ""))
+                images.append(re.search(r"\d+", caption.group()).group() if caption else None)
+    assert any(images), "no figure has a caption cell after it"
+    rows = [line.split() for line in _poppler("pdfimages", "-list", str(rendered)).splitlines()[2:]]
+    image_pages = [int(row[0]) for row in rows if row[2] == "image"]
+    assert len(image_pages) == len(images)
+    caption_pages = {}
+    for number, page in enumerate(_pages(rendered), start=1):
+        for figure in re.findall(r"^\s*Figure (\d+)\.", page, re.M):
+            caption_pages.setdefault(figure, number)
+    apart = [(f"Figure {figure}", image_page, caption_pages.get(figure))
+             for figure, image_page in zip(images, image_pages)
+             if figure is not None and caption_pages.get(figure) != image_page]
+    assert not apart, f"figure and caption on different pages (figure, image page, caption page): {apart}"
+
+
+@slow
+def test_web_addresses_are_printed(notebook, text):
+    """A link whose text is not its address prints the address (markdown_filter.lua: footnote)."""
+    printed = _normalize(text)
+    links = [(label, target) for cell in notebook.cells if cell.cell_type == "markdown"
+             for label, target in re.findall(r"\[([^\]]*)\]\((\w[\w+.-]*://[^)\s]+)\)", cell.source)]
+    lost = [target for label, target in links if _normalize(target) not in printed]
+    assert not lost, f"link addresses not printed: {lost}"
+
+
+@slow
+def test_exercises_have_their_own_section_in_the_contents(text):
+    entries = re.findall(r"^\s*(?:\d+\s+)?Exercises[\s.]*\d+\s*$", text, re.M)
+    assert entries, "no 'Exercises' section in the table of contents"
+
+
 def _tiny_notebook(markdown, printed):
     """An executed notebook of one markdown cell and tagged code cells, without a kernel."""
     nb = nbformat.v4.new_notebook(metadata={"title": "Tiny", "authors": [{"name": "Test"}]})
@@ -229,16 +364,22 @@ def _tiny_notebook(markdown, printed):
 
 @slow
 def test_tags_badge_and_fallback_font(tmp_path):
-    """Tagged cells hidden as tagged, the H1 replaced by the title, the Colab badge a link,
-    Greek in prose printed (in DejaVu Serif)."""
+    """Tagged cells hidden as tagged, the H1 replaced by the title and its subtitle on the
+    title page, the Colab badge a link, a link's address printed, Greek in prose printed (in
+    DejaVu Serif)."""
     badge = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
              "(https://colab.research.google.com/)")
-    markdown = f"# Tiny title\n\n{badge}\n\n## Greek σ ∂ → in prose\n"
+    link = "[the repository](https://example.org/vgrad/tree)"
+    markdown = (f"# Tiny title\n\n**Tiny subtitle**\n\n{badge}\n\n## Greek σ ∂ → in prose\n\n"
+                f"See {link}.\n")
     path = tmp_path / "tiny.ipynb"
     nbformat.write(_tiny_notebook(markdown, "SHOWN-OUTPUT σ ≤ ×"), path)
     pdf = build_pdf.render_pdf(path, tmp_path / "tiny.pdf")
     printed = _normalize(_poppler("pdftotext", str(pdf), "-"))
-    shown = ("Open In Colab", "1 Greek σ ∂ → in prose", "SHOWN-OUTPUT σ ≤ ×", "shown_in")
+    first_page = _normalize(_poppler("pdftotext", "-l", "1", str(pdf), "-"))
+    assert _normalize("Tiny subtitle") in first_page
+    shown = ("Open In Colab", "1 Greek σ ∂ → in prose", "SHOWN-OUTPUT σ ≤ ×", "shown_in",
+             "the repository", "https://example.org/vgrad/tree", "https://colab.research.google.com/")
     hidden = ("Tiny title", "hidden_cell", "HIDDEN-CELL-OUTPUT", "hidden_input", "HIDDEN-OUTPUT")
     assert [text for text in shown if _normalize(text) not in printed] == []
     assert [text for text in hidden if _normalize(text) in printed] == []

@@ -142,9 +142,18 @@ def test_phase_diagram(ax):
                             predicted=np.array([[0.06, 1e-4, 1e-8], [1.0, 1.0, 1.0]]))
     assert plots.plot_phase_diagram(sweep, ax=ax) is ax
     assert ax.get_yscale() == "log" and len(data_lines(ax)) == 2 and len(data_lines(ax, "--")) == 2
-    assert any(text.startswith("trainable") for text in legend_texts(ax))
+    measured, predicted = data_lines(ax), data_lines(ax, "--")
+    # configurations told apart by marker as well as colour; predictions drawn on top
+    assert measured[0].get_marker() != measured[1].get_marker()
+    assert all(p.get_zorder() > m.get_zorder() and p.get_linewidth() > m.get_linewidth()
+               for m, p in zip(measured, predicted))
+    assert "healthy: 0.01 to 100" in legend_texts(ax)
     # one legend entry per configuration and per line style, not one per line
     assert legend_texts(ax)[:4] == ["sigmoid", "relu", "measured", "predicted"]
+    assert "inf or nan" in legend_texts(ax)
+    # the legend sits below the axes, not beside them
+    legend_box = ax.get_legend().get_window_extent(ax.figure.canvas.get_renderer())
+    assert legend_box.y1 < ax.get_window_extent().y0
     sweep.predicted = sweep.predicted[:1]
     with pytest.raises(ValueError, match=r"shape \(2, 3\)"):
         plots.plot_phase_diagram(sweep, ax=ax)

@@ -2,9 +2,15 @@
 
 The notebook stays the single source: cells tagged ``remove-cell``, ``remove-input`` or
 ``remove-output`` are hidden by nbconvert's TagRemovePreprocessor, ``pdf_template.tex.j2``
-turns nbconvert's LaTeX article into a document (title page with version and date, table
-of contents, figures, wrapped code), and the PDF's Keywords record the SHA-256 of the
-notebook file it came from (``pdfinfo`` shows them).
+turns nbconvert's LaTeX article into a document (title page with subtitle, version and date,
+table of contents, figures floated with their captions), and the PDF's Keywords record the
+SHA-256 of the notebook file it came from (``pdfinfo`` shows them).
+
+Print conventions the notebook follows (tests/test_pdf.py and tests/test_notebook_file.py
+check them): the first markdown cell is the H1 title, optionally followed by a subtitle, which
+the title page prints; a figure's caption is the first paragraph of the markdown cell right
+after the code cell that draws it, starting ``*Figure N.``; code lines are at most
+CODE_COLUMNS characters, so nothing wraps.
 
 Usage::
 
@@ -45,6 +51,7 @@ TOOLS = {
     "pdftotext": "poppler-utils",
     "pdfinfo": "poppler-utils",
     "pdfimages": "poppler-utils",
+    "pdftoppm": "poppler-utils",  # the tests measure how full each page is
 }
 APT_PACKAGES = ("texlive-xetex texlive-fonts-recommended texlive-plain-generic fonts-dejavu-core "
                 "pandoc poppler-utils")
@@ -57,6 +64,14 @@ REMOVE_TAGS = {
     "remove_all_outputs_tags": ("remove-output",),
 }
 MARGIN_CM = 2.2  # page margins; tests check that no text runs into them
+# The longest code line the notebook may have. At the template's code size (\small DejaVu Sans
+# Mono) 103 characters fit in a code cell's box and 107 in printed output, so 88 never wrap.
+CODE_COLUMNS = 88
+# A caption: a markdown cell that starts with "Figure N." (emphasised or not).
+CAPTION = re.compile(r"^\s*[*_]{0,2}Figure\s+\d+\.")
+# Continuation marks: nbconvert's Verbatim wrapping prints a hook (↪) at the start of a wrapped
+# line and a visible space (␣) where a code line broke at a space. The tests count them.
+CONTINUATION_MARKS = ("\N{RIGHTWARDS ARROW WITH HOOK}", "\N{OPEN BOX}")
 KEYWORD = re.compile(r"notebook-sha256=([0-9a-f]{64})")
 UTC = datetime.timezone.utc
 
@@ -123,6 +138,49 @@ def kept_cells(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     return kept
 
 
+def _has_image(cell: nbformat.NotebookNode) -> bool:
+    return any("image/png" in output.get("data", {}) or "image/jpeg" in output.get("data", {})
+               for output in cell.get("outputs", []))
+
+
+def figure_captions(nb: nbformat.NotebookNode) -> list[tuple[int, int]]:
+    """``(code cell index, caption cell index)`` of every figure followed by its caption."""
+    return [(index, index + 1) for index, cell in enumerate(nb.cells[:-1])
+            if cell.cell_type == "code" and _has_image(cell)
+            and nb.cells[index + 1].cell_type == "markdown"
+            and CAPTION.match(nb.cells[index + 1].source)]
+
+
+def for_print(nb: nbformat.NotebookNode) -> tuple[nbformat.NotebookNode, str]:
+    """The kept cells laid out for print, and the subtitle (markdown) for the title page.
+
+    Each caption (the first paragraph of the markdown cell after a figure) moves into the
+    metadata of the figure it follows (its last image output, ``vgrad_caption``), so the
+    template floats figure and caption together; the subtitle,
+    what the first markdown cell says between its H1 title and the next heading, moves to
+    the title page.
+    """
+    nb = kept_cells(nb)
+    for figure, caption in reversed(figure_captions(nb)):
+        images = [output for output in nb.cells[figure].outputs
+                  if "image/png" in output.get("data", {}) or "image/jpeg" in output.get("data", {})]
+        # The caption is the cell's first paragraph; the text after it stays where it is.
+        first, _, rest = nb.cells[caption].source.strip().partition("\n\n")
+        images[-1].setdefault("metadata", {})["vgrad_caption"] = first
+        if rest.strip():
+            nb.cells[caption].source = rest
+        else:
+            del nb.cells[caption]
+    subtitle = ""
+    first = next((cell for cell in nb.cells if cell.cell_type == "markdown"), None)
+    if first is not None and first.source.startswith("# "):
+        title, _, rest = first.source.partition("\n")
+        heading = re.search(r"^#", rest, re.M)  # the body starts at the next heading
+        subtitle, body = (rest[:heading.start()], rest[heading.start():]) if heading else (rest, "")
+        first.source = f"{title}\n\n{body}" if body else title
+    return nb, subtitle.strip()
+
+
 def _check_executed(nb: nbformat.NotebookNode, path: Path) -> None:
     unexecuted = [index for index, cell in enumerate(nb.cells)
                   if cell.cell_type == "code" and cell.source.strip()
@@ -150,7 +208,7 @@ def _explain(failure: LatexFailed) -> str:
     return "XeLaTeX failed:\n" + "\n".join(errors or output.splitlines()[-40:])
 
 
-def _resources(notebook: Path) -> dict:
+def _resources(notebook: Path, subtitle: str = "") -> dict:
     when = source_date(notebook)
     try:
         shown = notebook.resolve().relative_to(ROOT)
@@ -166,6 +224,7 @@ def _resources(notebook: Path) -> dict:
             "notebook": shown.as_posix(),
             "sha256": notebook_sha256(notebook),
             "lua_filter": LUA_FILTER.as_posix(),
+            "subtitle": subtitle,
         },
     }
 
@@ -188,7 +247,8 @@ def render_pdf(notebook: Path = NOTEBOOK, pdf: Path = PDF, latex_dir: Path | Non
         raise BuildError(f"{notebook} not found.")
     nb = nbformat.read(notebook, as_version=4)
     _check_executed(nb, notebook)
-    resources = _resources(notebook)
+    nb, subtitle = for_print(nb)
+    resources = _resources(notebook, subtitle)
 
     if latex_dir is not None:
         latex, extra = _exporter(LatexExporter).from_notebook_node(

@@ -55,3 +55,16 @@ function Header(header)
     return header
   end
 end
+
+-- On paper a link's target is lost unless it is printed: a link to a web address whose text
+-- is not that address gets the address in a footnote. Links inside the document (#anchor) and
+-- relative paths are left alone.
+function Link(link)
+  local target = link.target
+  if not target:match("^%a[%w+.-]*:") then return nil end
+  local text = pandoc.utils.stringify(link.content)
+  local bare = target:gsub("^mailto:", "")
+  if text == target or text == bare then return nil end
+  local address = pandoc.Link({pandoc.Str(bare)}, target)
+  return {link, pandoc.Note({pandoc.Plain({address})})}
+end

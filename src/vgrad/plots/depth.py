@@ -7,14 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from vgrad.plots._base import (
-    HEALTHY_BAND,
-    _axes,
-    _compact_legend,
-    _finish,
-    _floats,
-    _plot_log,
-)
+from vgrad.plots._base import HEALTHY_BAND, _axes, _finish, _floats, _plot_log
 
 
 def plot_time_gradients(norms, *, ax=None, title=None):
@@ -47,8 +40,17 @@ def plot_time_gradients(norms, *, ax=None, title=None):
                    r"$\|\partial L / \partial h_t\|$")
 
 
+#: Marker per configuration, so that curves stay apart in grey-scale print.
+_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "*", "<", ">")
+
+
 def plot_phase_diagram(sweep, *, ax=None, title=None):
     """First-to-last back-propagated gradient ratio against depth: measured vs predicted.
+
+    Each configuration has its own colour and marker: measured values are the markers
+    (joined by a thin line), the prediction is a thicker dashed line drawn on top, so
+    it stays visible where the two coincide. The legend sits below the axes, in two
+    columns, so that it does not narrow them.
 
     Parameters
     ----------
@@ -67,6 +69,8 @@ def plot_phase_diagram(sweep, *, ax=None, title=None):
     ValueError
         If ``measured`` or ``predicted`` does not have shape ``(len(labels), len(depths))``.
     """
+    from matplotlib.lines import Line2D
+
     labels, depths = list(sweep.labels), np.asarray(sweep.depths)
     arrays = {}
     for name in ("measured", "predicted"):
@@ -76,17 +80,23 @@ def plot_phase_diagram(sweep, *, ax=None, title=None):
                              f"(labels x depths), got {arrays[name].shape}")
     ax = _axes(ax)
     ax.set_yscale("log")
-    ax.axhspan(*HEALTHY_BAND, color="tab:green", alpha=0.12,
-               label=f"trainable: {HEALTHY_BAND[0]:g} to {HEALTHY_BAND[1]:g}")
+    band = ax.axhspan(*HEALTHY_BAND, color="tab:green", alpha=0.12,
+                      label=f"healthy: {HEALTHY_BAND[0]:g} to {HEALTHY_BAND[1]:g}")
     ax.axhline(1.0, color="tab:green", ls=":", lw=1, label="_unit ratio")
+    handles = []
     for index, label in enumerate(labels):
-        _plot_log(ax, depths, arrays["measured"][index], color=f"C{index}", marker="o", ms=4,
-                  label="_measured")
-        _plot_log(ax, depths, arrays["predicted"][index], color=f"C{index}", ls="--",
-                  label="_predicted")
+        style = {"color": f"C{index}", "marker": _MARKERS[index % len(_MARKERS)]}
+        _plot_log(ax, depths, arrays["measured"][index], ls="-", lw=0.8, ms=5,
+                  label="_measured", **style)
+        _plot_log(ax, depths, arrays["predicted"][index], color=style["color"], ls="--",
+                  lw=1.8, zorder=3, label="_predicted")
+        handles.append(Line2D([], [], ls="-", lw=0.8, label=label, **style))
+    handles += [Line2D([], [], color="0.3", ls="none", marker="o", label="measured"),
+                Line2D([], [], color="0.3", ls="--", lw=1.8, label="predicted"), band]
+    handles += [line for line in ax.get_lines() if line.get_label() in ("inf or nan", "zero")]
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     _finish(ax, title or "Gradient ratio (first / last hidden layer) vs depth",
             "depth (hidden layers)", "first / last gradient ratio", legend=False)
-    styles = {"measured": {"ls": "-", "marker": "o", "ms": 4}, "predicted": {"ls": "--"}}
-    return _compact_legend(ax, labels, styles, loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                           borderaxespad=0.0)
+    ax.legend(handles=handles, fontsize="small", ncol=2, loc="upper center",
+              bbox_to_anchor=(0.5, -0.16), borderaxespad=0.0)
+    return ax
