@@ -13,10 +13,10 @@ import tensorflow as tf
 from vgrad._batch import check_batch, default_loss
 from vgrad._forward import tapped_forward
 from vgrad._checks import check_count
-from vgrad.models import build_mlp
-from vgrad.probes import restoring_state
+from vgrad._state import restoring_state
+from vgrad.models import StandardUniform, build_mlp, mlp_layers
 from vgrad.tables import format_number
-from vgrad.theory import StandardUniform, _mlp_layers, predicted_backprop_norms
+from vgrad.theory import predicted_backprop_norms
 
 #: One net per regime: vanishing (sigmoid, tanh with the standard initialisation, ReLU
 #: with Glorot), near the edge of chaos (tanh/Glorot, ReLU/He), BatchNorm's explosion at
@@ -126,7 +126,7 @@ def measured_ratio(model, x, y, *, predicted=None, loss=None):
     float
     """
     x, y = check_batch(model, x, y, loss)
-    depth = len(_mlp_layers(model))
+    depth = len(mlp_layers(model))
     exponent = 0
     if predicted is not None and 0.0 < predicted < math.inf:
         exponent = int(np.clip(round(10.0 - 0.5 * math.log2(predicted)), -120, 120))

@@ -111,7 +111,7 @@ def plot_activation_histograms(model, x, *, layers=None, bins=50, ax=None):
     """
     from vgrad._batch import check_features
     from vgrad._forward import tapped_forward
-    from vgrad.probes import restoring_state
+    from vgrad._state import restoring_state
     from vgrad.stats import activation_kind
 
     if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 1:

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._batch import check_batch, default_loss
-from vgrad.probes import scaled_norm
+from vgrad._numerics import scaled_norm
 from vgrad.rnn.layers import recurrent_chain
 
 
