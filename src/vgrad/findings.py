@@ -6,7 +6,7 @@ import math
 import textwrap
 from dataclasses import asdict, dataclass, fields
 
-from vgrad.tables import format_number
+from vgrad.tables import format_number, format_table
 
 #: Printed lines stay within this width (the tutorial prints them in a PDF).
 WIDTH = 88
@@ -159,9 +159,7 @@ class Diagnosis:
         for record in self.layers:
             cells = [_cell(getattr(record, attribute), spec) for _, attribute, spec in columns]
             rows.append([_short(record.name) + ("" if record.finite else " !"), *cells])
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        return ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w)
-                          for i, (cell, w) in enumerate(zip(row, widths))).rstrip() for row in rows]
+        return format_table(rows[1:], rows[0], align="<" + ">" * len(columns)).splitlines()
 
     def __str__(self):
         last = [r.name for r in self.layers if r.backprop_ratio == 1.0 or r.kernel_ratio == 1.0]

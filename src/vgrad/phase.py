@@ -15,7 +15,7 @@ from vgrad._forward import tapped_forward
 from vgrad._checks import check_count
 from vgrad._state import restoring_state
 from vgrad.models import StandardUniform, build_mlp, mlp_layers
-from vgrad.tables import format_number
+from vgrad.tables import format_table
 from vgrad.theory import predicted_backprop_norms
 
 #: One net per regime: vanishing (sigmoid, tanh with the standard initialisation, ReLU
@@ -67,23 +67,19 @@ class DepthSweep:
         }
 
     def __repr__(self):
-        width = max([len("configuration"), *map(len, self.labels)])
-        lines = [
-            f"DepthSweep(width={self.width}, seed={self.seed}): "
-            "RMS dLoss/dz at dense_1 / at dense_<depth>",
-            f"{'configuration':<{width}}  depth   measured  predicted  log10(m/p)",
-        ]
+        rows = []
         for row, label in enumerate(self.labels):
             for column, depth in enumerate(self.depths):
                 measured, predicted = self.measured[row, column], self.predicted[row, column]
                 with np.errstate(divide="ignore", invalid="ignore"):
                     error = np.log10(measured / predicted)
-                numbers_text = "  ".join(
-                    format_number(float(value), spec)
-                    for value, spec in ((measured, "9.3e"), (predicted, "9.3e"), (error, "+10.2f"))
-                )
-                lines.append(f"{label:<{width}}  {depth:5d}  {numbers_text}")
-        return "\n".join(lines)
+                rows.append((label, int(depth), float(measured), float(predicted), float(error)))
+        table = format_table(
+            rows, ["configuration", "depth", "measured", "predicted", "log10(m/p)"],
+            spec=["s", "d", ".3e", ".3e", "+.2f"],
+        )
+        return (f"DepthSweep(width={self.width}, seed={self.seed}): "
+                f"RMS dLoss/dz at dense_1 / at dense_<depth>\n{table}")
 
     __str__ = __repr__
 
