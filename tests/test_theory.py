@@ -120,12 +120,11 @@ def test_truncated_normal_has_less_variance_than_its_stddev_says():
     assert vgrad.initializer_variance("he_normal", 10, 10) == pytest.approx(0.2, rel=1e-12)
 
 
-def test_names_that_moved_to_models_still_import_from_theory():
+def test_standard_uniform_that_moved_to_models_still_imports_from_theory():
     from vgrad import models
-    from vgrad.theory import StandardUniform, _mlp_layers
+    from vgrad.theory import StandardUniform
 
     assert StandardUniform is models.StandardUniform is vgrad.StandardUniform
-    assert _mlp_layers is models.mlp_layers
 
 
 # --- where the theory is exact -----------------------------------------------------

@@ -37,12 +37,12 @@ _EXPORTS = {
     "build_rnn": "vgrad.rnn",
     "largest_singular_value": "vgrad.rnn",
     "time_gradient_norms": "vgrad.rnn",
-    "memory_task": "vgrad.sequences",
+    "memory_task": "vgrad.data",
     # theory next to measurement
     "backprop_gain": "vgrad.theory",
     "initializer_variance": "vgrad.theory",
     "predicted_backprop_norms": "vgrad.theory",
-    "StandardUniform": "vgrad.theory",
+    "StandardUniform": "vgrad.models",
     "depth_sweep": "vgrad.phase",
     "DepthSweep": "vgrad.phase",
     "PHASE_CONFIGS": "vgrad.phase",
@@ -69,4 +69,4 @@ def __dir__():
 
 def register_serializables():
     """Import the modules whose Keras classes are registered for ``keras.saving``."""
-    importlib.import_module("vgrad.theory")
+    importlib.import_module("vgrad.models")

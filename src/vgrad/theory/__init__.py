@@ -7,12 +7,11 @@
   (its docstring states the conventions and the assumptions);
 * :mod:`vgrad.theory.mlp`: the per-layer prediction for a :func:`vgrad.build_mlp` model.
 
-``StandardUniform`` and ``_mlp_layers`` are re-exported from :mod:`vgrad.models`, where
-they now live, for code that still imports them from here.
+``StandardUniform`` is re-exported from :mod:`vgrad.models`, where it now lives, for
+code that still imports it from here (and for saved models that name this module).
 """
 
 from vgrad.models import StandardUniform
-from vgrad.models import mlp_layers as _mlp_layers  # noqa: F401  (phase.py imports it)
 from vgrad.theory.activations import SUPPORTED_ACTIVATIONS, activation_and_derivative
 from vgrad.theory.mean_field import backprop_gain, variance_fixed_point
 from vgrad.theory.mlp import predicted_backprop_norms
