@@ -164,7 +164,7 @@ def _diagnose(args):
 def _demo(args):
     import vgrad
     from vgrad.diagnosis import diagnose
-    from vgrad.tables import format_number
+    from vgrad.tables import format_table
 
     (x, y), _ = vgrad.load_digits(seed=0)
     x, y = x[:256], y[:256]
@@ -176,11 +176,13 @@ def _demo(args):
     results = {label: diagnose(model, x, y) for label, model in nets.items()}
     print(f"Back-propagated gradient RMS per hidden layer, {args.depth} x {args.width} MLPs, "
           f"{len(x)} digits (/last: ratio to the last hidden layer)\n")
-    print(f"{'layer':<9}" + "".join(f"{label + ' rms':>22}{'/last':>10}" for label in results))
-    for records in zip(*(result.layers for result in results.values())):
-        print(f"{records[0].name:<9}" + "".join(
-            f"{format_number(r.backprop_rms):>22}{format_number(r.backprop_ratio, '.1e'):>10}"
-            for r in records))
+    headers = ["layer", *(title for label in results for title in (f"{label} rms", "/last"))]
+    rows = [
+        [records[0].name, *(value for r in records for value in (r.backprop_rms, r.backprop_ratio))]
+        for records in zip(*(result.layers for result in results.values()))
+        if records[0].backprop_rms is not None  # the logits layer has no activation
+    ]
+    print(format_table(rows, headers, spec=["s", *[".3e", ".1e"] * len(results)]))
     for label, result in results.items():
         print(f"\n{label}: {result.verdict} -- {result.reason}")
         print(*(f"  {i}. {text}" for i, text in enumerate(result.advice[:3], 1)), sep="\n")
