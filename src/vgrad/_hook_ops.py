@@ -30,6 +30,35 @@ def total(deltas):
     return tf.add_n([sign * tf.convert_to_tensor(value) for sign, value in deltas])
 
 
+def bin_gradients(gradients, num_bins, xla=False):
+    """``(max |g| per gradient, (num_gradients, num_bins) int32 counts)``, each gradient
+    binned over ``[-max |g|, max |g|]`` (``[-1, 1]`` when that is 0 or not finite).
+
+    One ``histogram_fixed_width`` per gradient is the fastest on CPU (fused variants over
+    one concatenated vector measured 2-3x slower: segment max and gather passes over
+    all weights); XLA has no kernel for it, so there one segment sum bins all gradients.
+    """
+    dense_gradients = [tf.cast(tf.convert_to_tensor(g), tf.float32) for g in gradients]
+    maxima = [tf.reduce_max(tf.abs(g)) for g in dense_gradients]
+    limits = [tf.where(tf.math.is_finite(m) & (m > 0), m, 1.0) for m in maxima]
+    if not xla:
+        # Each histogram depends on its own gradient only, so it runs while
+        # back-propagation goes on, as the norms do.
+        return tf.stack(maxima), tf.stack([
+            tf.histogram_fixed_width(g, tf.stack([-limit, limit]), num_bins)
+            for g, limit in zip(dense_gradients, limits)
+        ])
+    maxima, limits, count = tf.stack(maxima), tf.stack(limits), len(gradients)
+    flat = [tf.reshape(g, [-1]) for g in dense_gradients]
+    segments = tf.repeat(tf.range(count), [tf.size(f) for f in flat])
+    scaled = tf.concat(flat, 0) * tf.gather(num_bins / (2.0 * limits), segments)
+    # nan becomes the smallest int32, hence bin 0, as in tf.histogram_fixed_width.
+    index = tf.clip_by_value(tf.cast(tf.floor(scaled + num_bins / 2), tf.int32), 0, num_bins - 1)
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(index), index + segments * num_bins,
+                                          count * num_bins)
+    return maxima, tf.reshape(counts, (count, num_bins))
+
+
 def visible(tensor):
     """Whether ``tensor`` may be used in the graph being built (its own or an outer one)."""
     graph = tf.compat.v1.get_default_graph()

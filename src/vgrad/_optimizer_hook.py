@@ -26,7 +26,7 @@ from vgrad._hook_columns import (
     HISTOGRAM_BINS, NUM_FIXED, check_optimizer, copies_weights_for, decode_rows,
 )
 from vgrad._hook_ops import (
-    capture_updates, dense, distributed_context, half_squares, total, visible,
+    bin_gradients, capture_updates, dense, distributed_context, half_squares, total, visible,
 )
 
 __all__ = ["OptimizerHook", "check_optimizer", "decode_rows"]
@@ -179,7 +179,7 @@ class OptimizerHook:
         each gradient's max |g| and ``bins`` its counts, else both are empty."""
         maxima, bins = tf.zeros((0,)), tf.zeros((0,), tf.int32)
         if self.histograms:
-            maxima, bins = self._histograms(gradients)
+            maxima, bins = bin_gradients(gradients, HISTOGRAM_BINS, xla=self.jit_compile)
             max_abs = tf.reduce_max(maxima)
         elif self.track_max:
             max_abs = tf.reduce_max(tf.stack(
@@ -192,28 +192,6 @@ class OptimizerHook:
         if stacked:
             return tf.stack(head), tf.stack(weight_halves), snapshot, maxima, bins
         return head, weight_halves, snapshot, maxima, bins
-
-    def _histograms(self, gradients):
-        """``(max |g| per gradient, (num_variables, HISTOGRAM_BINS) counts)``, each gradient
-        binned over ``[-max |g|, max |g|]``: all gradients in one vector, so that the cost
-        is a few ops in all rather than several per variable."""
-        flat = [tf.reshape(tf.cast(tf.convert_to_tensor(g), tf.float32), [-1]) for g in gradients]
-        values = tf.concat(flat, 0)
-        sizes = [f.shape[0] for f in flat]
-        if None in sizes:
-            segments = tf.repeat(tf.range(self.num_variables), [tf.size(f) for f in flat])
-        else:
-            segments = tf.constant(np.repeat(np.arange(self.num_variables, dtype=np.int32), sizes))
-        maxima = tf.math.unsorted_segment_max(tf.abs(values), segments, self.num_variables)
-        limits = tf.where(tf.math.is_finite(maxima) & (maxima > 0), maxima, tf.ones_like(maxima))
-        scaled = values * tf.gather(HISTOGRAM_BINS / (2.0 * limits), segments)
-        # nan becomes the smallest int32, hence bin 0, as in tf.histogram_fixed_width.
-        index = tf.clip_by_value(tf.cast(tf.floor(scaled + HISTOGRAM_BINS / 2), tf.int32),
-                                 0, HISTOGRAM_BINS - 1)
-        # A segment sum rather than bincount: XLA compiles it.
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(index), index + segments * HISTOGRAM_BINS,
-                                              self.num_variables * HISTOGRAM_BINS)
-        return maxima, tf.reshape(counts, (self.num_variables, HISTOGRAM_BINS))
 
     def _skipped_before(self, copies):
         bins = tf.zeros((self.num_variables, HISTOGRAM_BINS) if self.histograms else (0,), tf.int32)

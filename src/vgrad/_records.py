@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vgrad.tables import finite_median, format_table
+
 #: Lists with one entry per record, and {variable path: list} tables.
 LISTS = ("steps", "loss", "global_norm", "clipped", "nonfinite")
 TABLES = ("history", "update_ratio", "weight_norm")
@@ -35,6 +37,18 @@ class Records:
                 table[path].extend([np.nan] * len(values))
             for column, path in enumerate(paths):
                 table[path].extend(values[:, column].tolist())
+
+
+    def table(self):
+        """One line per variable (last norm, median norm, last update ratio), then the
+        global norm; ``""`` without records."""
+        if not self.steps:
+            return ""
+        rows = [(path, norms[-1], finite_median(norms), self.update_ratio[path][-1])
+                for path, norms in self.history.items()]
+        rows.append(("(global)", self.global_norm[-1], finite_median(self.global_norm), None))
+        return format_table(rows, ["variable", "last norm", "median norm", "update ratio"],
+                            align="<>>>")
 
 
 def unique_paths(variables):

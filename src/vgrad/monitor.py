@@ -15,7 +15,6 @@ from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
 from vgrad._records import LISTS, TABLES, Records, unique_paths
 from vgrad._step_log import StepSchedule
 from vgrad._summaries import SummaryWriter
-from vgrad.tables import finite_median, format_number
 
 #: {optimizer: the monitor watching it during a fit}.
 _WATCHERS = weakref.WeakKeyDictionary()
@@ -318,15 +317,4 @@ class GradientMonitor(keras.callbacks.Callback):
                 f"{self.num_clipped} clipped, {self.num_nonfinite} non-finite")
         if not self.steps:
             return head
-        rows = [(name, norms[-1], finite_median(norms), self.update_ratio[name][-1])
-                for name, norms in self.history.items()]
-        rows.append(("(global)", self.global_norm[-1], finite_median(self.global_norm), None))
-        width = max(len(row[0]) for row in rows)
-        lines = [f"{head}, steps {self.steps[0]}..{self.steps[-1]}",
-                 f"{'variable':<{width}}  {'last norm':>10}  {'median norm':>11}  "
-                 f"{'update ratio':>12}"]
-        for name, last, median, ratio in rows:
-            lines.append(f"{name:<{width}}  {format_number(last):>10}  "
-                         f"{format_number(float(median)):>11}  {format_number(ratio):>12}")
-        return "\n".join(lines)
-
+        return f"{head}, steps {self.steps[0]}..{self.steps[-1]}\n{self._records.table()}"
