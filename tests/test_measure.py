@@ -376,3 +376,22 @@ def test_adding_a_constant_is_not_a_residual_block():
     x, y = RNG.normal(size=(NUM, 6)).astype("float32"), RNG.integers(0, 3, NUM)
     measurement = vgrad.measure(model, x, y)
     assert not measurement.block_backprop and list(measurement.backprop) == ["hidden"]
+
+
+def test_a_hidden_overflow_hidden_by_dead_units_is_still_a_forward_overflow():
+    # Layer 1 overflows to inf; layer 2 maps inf to -inf, which ReLU zeroes, so the loss
+    # is a finite ln 3. The forward pass still overflowed, and diagnose must say where.
+    model = keras.Sequential([
+        keras.Input((4,)),
+        keras.layers.Dense(4, activation="relu", name="huge",
+                           kernel_initializer=keras.initializers.Constant(1e38)),
+        keras.layers.Dense(4, activation="relu", name="negating",
+                           kernel_initializer=keras.initializers.Constant(-1.0)),
+        keras.layers.Dense(3, name="logits"),
+    ])
+    x, y = np.full((NUM, 4), 10.0, "float32"), RNG.integers(0, 3, NUM)
+    measurement = vgrad.measure(model, x, y)
+    assert np.isfinite(measurement.loss) and measurement.loss == pytest.approx(np.log(3))
+    assert not measurement.forward_finite
+    diagnosis = vgrad.diagnose(model, x, y)
+    assert diagnosis.verdict == "exploding" and "activations of huge are inf/nan" in diagnosis.reason

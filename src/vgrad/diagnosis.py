@@ -97,8 +97,15 @@ def _gradient_rules(measurement, rows, output):
     bad += [name for name, value in values.items() if not math.isfinite(value)
             and not any(name.startswith(row + "/") for row in bad)]
     if not measurement.forward_finite:
-        return ("exploding", f"the forward pass overflows: the loss is {measurement.loss:.4g} "
-                "before any gradient is taken", math.nan, "none", bad, [])
+        overflowing = [name for name, stats in measurement.activations.items()
+                       if not (math.isfinite(stats.mean) and math.isfinite(stats.std))]
+        if math.isfinite(measurement.loss) and overflowing:
+            reason = (f"the forward pass overflows: activations of {overflowing[0]} are inf/nan "
+                      f"(the finite loss, {measurement.loss:.4g}, hides it)")
+        else:
+            reason = (f"the forward pass overflows: the loss is {measurement.loss:.4g} "
+                      "before any gradient is taken")
+        return ("exploding", reason, math.nan, "none", bad, [])
     if bad:
         where = ", ".join(dict.fromkeys(bad[:4])) + (" ..." if len(bad) > 4 else "")
         return ("exploding", f"the backward pass overflows: gradients at {where} are inf/nan "

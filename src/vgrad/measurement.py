@@ -143,7 +143,8 @@ def _compile(model, loss_function, training):
             unconnected_gradients=tf.UnconnectedGradients.ZERO)
         restore(saved)
         finite = tf.math.is_finite(loss)
-        for output in tf.nest.flatten(outputs):
+        # Hidden activations too: an inf that dead ReLUs zero out later leaves the loss finite.
+        for output in [*tf.nest.flatten(outputs), *(taps.activations.values() if taps else ())]:
             finite &= tf.reduce_all(tf.math.is_finite(tf.cast(output, tf.float32)))
         parts = [tf.stack([loss, tf.cast(finite, tf.float32)]),
                  scaled_norms([dense_gradient(g) for g in gradients[0]]),
