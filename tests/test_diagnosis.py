@@ -35,10 +35,10 @@ def big_normal(stddev):
 # -- the tutorial's MLPs -------------------------------------------------------------------
 
 
-def test_deep_sigmoid_vanishes_and_ratio_matches_backprop_norms(small):
+def test_deep_sigmoid_vanishes_and_ratio_matches_backprop_rms(small):
     model = vgrad.build_mlp(20, 16, activation="sigmoid", seed=0)
     diagnosis = diagnose(model, *small)
-    norms = vgrad.backprop_norms(model, *small)
+    norms = vgrad.backprop_rms(model, *small)
     assert diagnosis.verdict == "vanishing" and diagnosis.ratio_kind == "backprop"
     assert [layer.name for layer in diagnosis.layers] == [*norms, "logits"]  # every weight layer
     assert diagnosis.ratio == pytest.approx(norms["dense_1"] / norms["dense_20"])

@@ -292,7 +292,7 @@ def test_probes_are_views_of_one_measurement(batch):
     x, y = batch
     model = vgrad.build_mlp(4, 16, activation="tanh", batch_norm=True, seed=0)
     measurement = vgrad.measure(model, x, y)
-    assert vgrad.backprop_norms(model, x, y) == measurement.backprop
+    assert vgrad.backprop_rms(model, x, y) == measurement.backprop
     kernels = {layer.name: layer.gradient_norm for layer in measurement.weight_layers if layer.kind == "dense"}
     assert vgrad.gradient_norms(model, x, y) == kernels
     stats = vgrad.activation_stats(model, x)  # forward only, same numbers

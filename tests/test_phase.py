@@ -48,16 +48,16 @@ def test_sweep_prints_one_fixed_width_row_per_configuration_and_depth(small_swee
 def test_sweep_matches_the_measurement_of_one_net(small_sweep, digits):
     (x_train, y_train), _ = digits
     model = vgrad.build_mlp(6, 16, activation="sigmoid", seed=0)
-    norms = vgrad.backprop_norms(model, x_train[:64], y_train[:64])
+    norms = vgrad.backprop_rms(model, x_train[:64], y_train[:64])
     assert small_sweep.measured[1, 1] == pytest.approx(norms["dense_1"] / norms["dense_6"], rel=1e-5)
-    assert small_sweep.predicted[1, 1] == vgrad.predicted_backprop_norms(model, x_train[:64])["dense_1"]
+    assert small_sweep.predicted[1, 1] == vgrad.predicted_backprop_ratios(model, x_train[:64])["dense_1"]
 
 
-def test_measured_ratio_is_backprop_norms_and_leaves_batch_norm_alone(batch):
+def test_measured_ratio_is_backprop_rms_and_leaves_batch_norm_alone(batch):
     x, y = batch
     model = vgrad.build_mlp(5, 32, activation="relu", batch_norm=True, seed=1)
     moving = [variable.numpy().copy() for variable in model.non_trainable_variables]
-    norms = vgrad.backprop_norms(model, x, y)
+    norms = vgrad.backprop_rms(model, x, y)
     assert measured_ratio(model, x, y, predicted=3.0) == pytest.approx(norms["dense_1"] / norms["dense_5"], rel=1e-5)
     for before, variable in zip(moving, model.non_trainable_variables):
         np.testing.assert_array_equal(before, variable.numpy())
@@ -65,20 +65,20 @@ def test_measured_ratio_is_backprop_norms_and_leaves_batch_norm_alone(batch):
 
 def test_loss_scaling_rescues_gradients_that_float32_squares_lose(batch):
     # A 40-layer sigmoid net: dLoss/dz at dense_1 is about 1e-29, whose float32 square
-    # underflows to zero; measured_ratio scales the loss, backprop_norms the squares.
+    # underflows to zero; measured_ratio scales the loss, backprop_rms the squares.
     x, y = batch
     model = vgrad.build_mlp(40, 32, activation="sigmoid", seed=0)
-    predicted = vgrad.predicted_backprop_norms(model, x)["dense_1"]
+    predicted = vgrad.predicted_backprop_ratios(model, x)["dense_1"]
     measured = measured_ratio(model, x, y, predicted=predicted)
     assert predicted < 1e-20 and abs(math.log10(measured / predicted)) < 0.5
-    norms = vgrad.backprop_norms(model, x, y)
+    norms = vgrad.backprop_rms(model, x, y)
     assert norms["dense_1"] / norms["dense_40"] == pytest.approx(measured, rel=1e-3)
 
 
 def test_default_configs_cover_the_regimes(digits, capsys):
     (x_train, y_train), _ = digits
-    assert len(vgrad.PHASE_CONFIGS) == 7
-    sweep = vgrad.depth_sweep(vgrad.PHASE_CONFIGS, (8,), x_train[:128], y_train[:128], width=32)
+    assert len(vgrad.DEPTH_SWEEP_CONFIGS) == 7
+    sweep = vgrad.depth_sweep(vgrad.DEPTH_SWEEP_CONFIGS, (8,), x_train[:128], y_train[:128], width=32)
     assert len(capsys.readouterr().out.splitlines()) == 7  # one progress line per configuration
     ratio = dict(zip(sweep.labels, sweep.measured[:, 0]))
     assert ratio["sigmoid / glorot"] < ratio["tanh / standard"] < ratio["relu / glorot"] < 0.2

@@ -45,7 +45,7 @@ def test_kernel_norms_equal_gradient_tape(batch):
         assert norms[name] == pytest.approx(expected[name], rel=1e-5)
 
 
-def test_backprop_norms_equal_gradient_tape(batch):
+def test_backprop_rms_equal_gradient_tape(batch):
     x, y = batch
     depth = 4
     model = vgrad.build_mlp(depth, 16, activation="sigmoid", seed=2)
@@ -53,12 +53,12 @@ def test_backprop_norms_equal_gradient_tape(batch):
         hidden, zs = hand_written_forward(model, x, depth)
         loss = LOSS(y, model.get_layer("logits")(hidden))
     expected = [float(tf.sqrt(tf.reduce_mean(tf.square(g)))) for g in tape.gradient(loss, zs)]
-    norms = vgrad.backprop_norms(model, x, y)
+    norms = vgrad.backprop_rms(model, x, y)
     assert list(norms) == [f"dense_{i}" for i in range(1, depth + 1)]
     np.testing.assert_allclose(list(norms.values()), expected, rtol=1e-5)
 
 
-def test_backprop_norms_of_dense_with_builtin_activation(batch):
+def test_backprop_rms_of_dense_with_builtin_activation(batch):
     x, y = batch
     inputs = keras.Input((64,))
     hidden = keras.layers.Dense(8, activation="tanh", name="hidden")(inputs)
@@ -68,7 +68,7 @@ def test_backprop_norms_of_dense_with_builtin_activation(batch):
         z = tf.matmul(x, kernel) + bias
         loss = LOSS(y, model.get_layer("out")(tf.tanh(z)))
     expected = float(tf.sqrt(tf.reduce_mean(tf.square(tape.gradient(loss, z)))))
-    assert vgrad.backprop_norms(model, x, y)["hidden"] == pytest.approx(expected, rel=1e-5)
+    assert vgrad.backprop_rms(model, x, y)["hidden"] == pytest.approx(expected, rel=1e-5)
     stats = vgrad.activation_stats(model, x)["hidden"]  # taken after the activation, not at z
     assert stats.mean == pytest.approx(float(np.mean(np.tanh(z))), abs=1e-6)
     assert stats.std == pytest.approx(float(np.std(np.tanh(z))), rel=1e-4)
@@ -85,8 +85,8 @@ def test_deep_sigmoid_vanishes_while_relu_he_does_not(digits):
     relu = vgrad.build_mlp(20, 64, activation="relu", kernel_initializer="he_normal", seed=0)
     assert first_to_last(vgrad.gradient_norms(sigmoid, x, y), 20) < 1e-6
     assert 0.1 < first_to_last(vgrad.gradient_norms(relu, x, y), 20) < 10
-    assert first_to_last(vgrad.backprop_norms(sigmoid, x, y), 20) < 1e-6
-    assert 0.1 < first_to_last(vgrad.backprop_norms(relu, x, y), 20) < 10
+    assert first_to_last(vgrad.backprop_rms(sigmoid, x, y), 20) < 1e-6
+    assert 0.1 < first_to_last(vgrad.backprop_rms(relu, x, y), 20) < 10
 
 
 def test_exploding_gradients_are_returned_not_raised(batch):
@@ -101,14 +101,14 @@ def test_exploding_gradients_are_returned_not_raised(batch):
     # The forward pass overflowed: flagged, and the back-propagated norms come back, not raised.
     measurement = vgrad.measure(model, x, y)
     assert not measurement.forward_finite
-    assert list(vgrad.backprop_norms(model, x, y)) == [f"dense_{i}" for i in range(1, 13)]
+    assert list(vgrad.backprop_rms(model, x, y)) == [f"dense_{i}" for i in range(1, 13)]
 
 
 def test_repeated_calls_do_not_retrace(batch, tiny_mlp):
     x, y = batch
     first = vgrad.gradient_norms(tiny_mlp, x, y)
     second = vgrad.gradient_norms(tiny_mlp, x, y)
-    vgrad.backprop_norms(tiny_mlp, x[:32], y[:32])  # same function, other batch size
+    vgrad.backprop_rms(tiny_mlp, x[:32], y[:32])  # same function, other batch size
     functions = [value for key, value in tiny_mlp._vgrad_compiled.items() if key[0] == "measure"]
     assert len(functions) == 1
     assert functions[0][1].experimental_get_tracing_count() <= 2  # at most one retrace for a new shape
@@ -120,7 +120,7 @@ def test_probes_leave_batch_norm_statistics_untouched(batch):
     model = vgrad.build_mlp(2, 8, batch_norm=True, seed=0)
     before = [v.numpy().copy() for v in model.non_trainable_variables]
     vgrad.gradient_norms(model, x, y)
-    vgrad.backprop_norms(model, x, y)
+    vgrad.backprop_rms(model, x, y)
     vgrad.activation_stats(model, x)
     for old, variable in zip(before, model.non_trainable_variables):
         assert np.array_equal(old, variable.numpy())
@@ -148,7 +148,7 @@ def test_custom_loss(batch, tiny_mlp):
         (lambda x, y: (x, y + 0.5), TypeError, "integer class labels"),
     ],
 )
-@pytest.mark.parametrize("probe", [vgrad.gradient_norms, vgrad.backprop_norms])
+@pytest.mark.parametrize("probe", [vgrad.gradient_norms, vgrad.backprop_rms])
 def test_bad_batches(batch, tiny_mlp, probe, make_input, error, match):
     x, y = make_input(*batch)
     with pytest.raises(error, match=match):
@@ -178,7 +178,7 @@ SCRIPT = textwrap.dedent(
     (x, y), _ = vgrad.load_digits()
     model = vgrad.build_mlp(6, 32, activation="tanh", batch_norm=True)
     print(json.dumps([vgrad.gradient_norms(model, x[:200], y[:200]),
-                      vgrad.backprop_norms(model, x[:200], y[:200])]))
+                      vgrad.backprop_rms(model, x[:200], y[:200])]))
     """
 )
 
@@ -211,7 +211,7 @@ def test_subclassed_model_kernel_norms_work_but_taps_are_refused(batch):
     norms = vgrad.gradient_norms(model, x, y)
     assert len(norms) == 2 and all(value > 0 for value in norms.values())
     with pytest.raises(ValueError, match="subclassed"):
-        vgrad.backprop_norms(model, x, y)
+        vgrad.backprop_rms(model, x, y)
     with pytest.raises(ValueError, match="subclassed"):
         vgrad.activation_stats(model, x)
 
@@ -232,7 +232,7 @@ def test_norms_of_tiny_and_huge_gradients_neither_underflow_nor_overflow():
 def test_deep_sigmoid_gradient_is_measured_not_zero(batch):
     x, y = batch
     model = vgrad.build_mlp(40, 32, activation="sigmoid", seed=0)
-    norms = vgrad.backprop_norms(model, x, y)
+    norms = vgrad.backprop_rms(model, x, y)
     assert 0 < norms["dense_1"] < 1e-19
 
 
@@ -242,7 +242,7 @@ def test_probed_models_can_be_freed(batch):
 
     model = vgrad.build_mlp(2, 4, seed=0)
     vgrad.gradient_norms(model, *batch)
-    vgrad.backprop_norms(model, *batch)
+    vgrad.backprop_rms(model, *batch)
     vgrad.activation_stats(model, batch[0])
     reference = weakref.ref(model)
     del model

@@ -51,7 +51,7 @@ def test_linear_rnn_matches_closed_form(sequences):
     model = tiny_rnn(activation="linear")
     random_kernel = np.random.default_rng(1).normal(0, 0.4, (6, 6)).astype("float32")
     model.get_layer("rnn").cell.recurrent_kernel.assign(random_kernel)
-    norms = vgrad.time_gradient_norms(model, x, y)
+    norms = vgrad.time_gradient_rms(model, x, y)
     assert norms.shape == (12,) and norms.dtype == np.float64
     np.testing.assert_allclose(norms, by_hand_linear_norms(model, x, y), rtol=1e-4)
 
@@ -77,7 +77,7 @@ def test_unrolled_loop_agrees_with_keras_layer(cell, sequences):
         rtol=1e-4,
         atol=1e-7,
     )
-    norms = vgrad.time_gradient_norms(model, x, y)
+    norms = vgrad.time_gradient_rms(model, x, y)
     assert norms.shape == (12,) and np.all(np.isfinite(norms)) and np.all(norms > 0)
 
 
@@ -87,26 +87,26 @@ def test_sequential_model_and_custom_loss_are_accepted(sequences):
         [keras.Input((None, INPUT_DIM)), keras.layers.GRU(4), keras.layers.Dense(1)]
     )
     mse = keras.losses.MeanSquaredError()
-    norms = vgrad.time_gradient_norms(model, x, y.astype("float32"), loss=mse)
+    norms = vgrad.time_gradient_rms(model, x, y.astype("float32"), loss=mse)
     assert norms.shape == (12,) and np.all(np.isfinite(norms))
 
 
-@pytest.mark.parametrize("gain", [0.5, 1.0, 1.5])
-def test_linear_gain_sets_the_decay_rate_exactly(gain):
+@pytest.mark.parametrize("scale", [0.5, 1.0, 1.5])
+def test_linear_scale_sets_the_decay_rate_exactly(scale):
     # Orthogonal kernel times g: dL/dh_{t-1} has exactly g times the norm of dL/dh_t.
     # Over 60 steps 0.5**59 ~ 2e-18 times the last value: its square underflows float32.
     x, y = vgrad.memory_task(4, 60, seed=0)
-    norms = vgrad.time_gradient_norms(tiny_rnn(activation="linear", recurrent_gain=gain), x, y)
-    np.testing.assert_allclose(norms[:-1] / norms[1:], gain, rtol=1e-3)
-    assert norms[0] / norms[-1] == pytest.approx(gain**59, rel=1e-3)
+    norms = vgrad.time_gradient_rms(tiny_rnn(activation="linear", recurrent_scale=scale), x, y)
+    np.testing.assert_allclose(norms[:-1] / norms[1:], scale, rtol=1e-3)
+    assert norms[0] / norms[-1] == pytest.approx(scale**59, rel=1e-3)
 
 
 def test_tanh_rnn_obeys_the_pascanu_bound(sequences):
     # |tanh'| <= 1, so ||dL/dh_t|| <= sigma_max^(T - t) ||dL/dh_T||: vanishing when sigma_max < 1.
     x, y = sequences
-    model = tiny_rnn(recurrent_gain=0.5)
+    model = tiny_rnn(recurrent_scale=0.5)
     sigma = vgrad.largest_singular_value(model)
-    norms = vgrad.time_gradient_norms(model, x, y)
+    norms = vgrad.time_gradient_rms(model, x, y)
     bound = sigma ** np.arange(11, -1, -1) * norms[-1]
     assert np.all(norms <= bound * (1 + 1e-5))
     assert norms[0] / norms[-1] < 0.5**11
@@ -114,13 +114,13 @@ def test_tanh_rnn_obeys_the_pascanu_bound(sequences):
 
 def test_exploding_gradient_is_returned_as_non_finite_values():
     x, y = vgrad.memory_task(2, 100, seed=0)  # 3**100 overflows float32
-    norms = vgrad.time_gradient_norms(tiny_rnn(activation="linear", recurrent_gain=3.0), x, y)
+    norms = vgrad.time_gradient_rms(tiny_rnn(activation="linear", recurrent_scale=3.0), x, y)
     assert norms.shape == (100,) and not np.all(np.isfinite(norms))
 
 
 @pytest.mark.parametrize("cell, num_gates", [("simple", 1), ("lstm", 4), ("gru", 3)])
-def test_largest_singular_value_equals_the_gain(cell, num_gates):
-    model = tiny_rnn(cell, recurrent_gain=0.7)
+def test_largest_singular_value_equals_the_scale(cell, num_gates):
+    model = tiny_rnn(cell, recurrent_scale=0.7)
     layer = model.get_layer("rnn")
     assert vgrad.largest_singular_value(model) == pytest.approx(0.7, rel=1e-5)
     by_numpy = np.linalg.norm(layer.cell.recurrent_kernel.numpy(), 2)
@@ -171,8 +171,8 @@ def test_build_rnn_defaults_fit_the_memory_task_and_seed_zero():
     "kwargs, error, match",
     [
         ({"cell": "transformer"}, ValueError, "'simple', 'lstm', 'gru'"),
-        ({"recurrent_gain": 0.0}, ValueError, "recurrent_gain"),
-        ({"recurrent_gain": "big"}, TypeError, "recurrent_gain"),
+        ({"recurrent_scale": 0.0}, ValueError, "recurrent_scale"),
+        ({"recurrent_scale": "big"}, TypeError, "recurrent_scale"),
         ({"activation": "nope"}, ValueError, "activation"),
         ({"seed": 1.5}, TypeError, "seed"),
         ({"seed": 2**32}, ValueError, "seed"),
@@ -185,7 +185,7 @@ def test_build_rnn_rejects_bad_arguments(kwargs, error, match):
         vgrad.build_rnn(arguments.pop("units"), **arguments)
 
 
-def test_time_gradient_norms_rejects_other_models_and_bad_batches(sequences):
+def test_time_gradient_rms_rejects_other_models_and_bad_batches(sequences):
     x, y = sequences
     inputs = keras.Input((None, INPUT_DIM))
     hidden = keras.layers.SimpleRNN(4)(inputs)
@@ -207,6 +207,6 @@ def test_time_gradient_norms_rejects_other_models_and_bad_batches(sequences):
     ]
     for model, x_bad, y_bad, error, match in cases:
         with pytest.raises(error, match=match):
-            vgrad.time_gradient_norms(model, x_bad, y_bad)
+            vgrad.time_gradient_rms(model, x_bad, y_bad)
     with pytest.raises(TypeError, match="SimpleRNN, LSTM or GRU"):
         vgrad.largest_singular_value(keras.layers.Dense(3))

@@ -55,31 +55,31 @@ def test_numpy_activations_match_keras():
         np.testing.assert_allclose(derivative(z), tape.gradient(output, tensor).numpy(), rtol=1e-6, atol=1e-12, err_msg=name)
 
 
-# --- the per-layer gain --------------------------------------------------------------
+# --- the per-layer chi ---------------------------------------------------------------
 
 
-def test_known_gains():
-    assert vgrad.backprop_gain("relu", "he_normal", 256, 256) == pytest.approx(1.0, abs=1e-12)
-    assert vgrad.backprop_gain("relu", "he_uniform", 64, 256) == pytest.approx(4.0, abs=1e-12)
-    assert vgrad.backprop_gain("relu", "glorot_uniform", 256, 256) == pytest.approx(0.5, abs=1e-12)
-    assert vgrad.backprop_gain("linear", "glorot_normal", 100, 100) == pytest.approx(1.0, abs=1e-12)
-    assert vgrad.backprop_gain("leaky_relu", "he_normal", 100, 100) == pytest.approx(1.04, abs=1e-12)
+def test_known_chis():
+    assert vgrad.backprop_chi("relu", "he_normal", 256, 256) == pytest.approx(1.0, abs=1e-12)
+    assert vgrad.backprop_chi("relu", "he_uniform", 64, 256) == pytest.approx(4.0, abs=1e-12)
+    assert vgrad.backprop_chi("relu", "glorot_uniform", 256, 256) == pytest.approx(0.5, abs=1e-12)
+    assert vgrad.backprop_chi("linear", "glorot_normal", 100, 100) == pytest.approx(1.0, abs=1e-12)
+    assert vgrad.backprop_chi("leaky_relu", "he_normal", 100, 100) == pytest.approx(1.04, abs=1e-12)
     slope = keras.layers.LeakyReLU(negative_slope=0.1)
-    assert vgrad.backprop_gain(slope, "he_normal", 100, 100) == pytest.approx(1.01, abs=1e-12)
+    assert vgrad.backprop_chi(slope, "he_normal", 100, 100) == pytest.approx(1.01, abs=1e-12)
     partial = functools.partial(keras.activations.leaky_relu, negative_slope=0.1)
-    assert vgrad.backprop_gain(partial, "he_normal", 100, 100) == pytest.approx(1.01, abs=1e-12)
+    assert vgrad.backprop_chi(partial, "he_normal", 100, 100) == pytest.approx(1.01, abs=1e-12)
     # tanh at the trivial fixed point q* = 0: chi = fan_out Var(W) tanh'(0)^2.
-    assert vgrad.backprop_gain("tanh", "glorot_uniform", 64, 64) == pytest.approx(1.0, abs=1e-9)
-    assert vgrad.backprop_gain("tanh", "standard_uniform", 64, 64) == pytest.approx(1 / 3, abs=1e-9)
+    assert vgrad.backprop_chi("tanh", "glorot_uniform", 64, 64) == pytest.approx(1.0, abs=1e-9)
+    assert vgrad.backprop_chi("tanh", "standard_uniform", 64, 64) == pytest.approx(1 / 3, abs=1e-9)
 
 
-def test_sigmoid_gain_is_its_squared_slope_at_the_fixed_point():
+def test_sigmoid_chi_is_its_squared_slope_at_the_fixed_point():
     sigmoid, derivative = activation_and_derivative("sigmoid")
     q = variance_fixed_point("sigmoid", 1.0)
     assert q == pytest.approx(gaussian_expectation(lambda z: sigmoid(z) ** 2, q), rel=1e-9)
-    gain = vgrad.backprop_gain("sigmoid", "glorot_uniform", 128, 128)
-    assert gain == pytest.approx(gaussian_expectation(lambda z: derivative(z) ** 2, q), rel=1e-9)
-    assert 0.05 < gain < 1 / 16  # sigma'(z) <= 1/4 everywhere
+    chi = vgrad.backprop_chi("sigmoid", "glorot_uniform", 128, 128)
+    assert chi == pytest.approx(gaussian_expectation(lambda z: derivative(z) ** 2, q), rel=1e-9)
+    assert 0.05 < chi < 1 / 16  # sigma'(z) <= 1/4 everywhere
 
 
 def test_fixed_points():
@@ -138,8 +138,8 @@ def test_linear_orthogonal_net_is_exact_per_example(batch):
     model = vgrad.build_mlp(
         depth, 64, activation="linear", kernel_initializer=keras.initializers.Orthogonal(gain), seed=0
     )
-    predicted = vgrad.predicted_backprop_norms(model)
-    measured = vgrad.backprop_norms(model, x, y)
+    predicted = vgrad.predicted_backprop_ratios(model)
+    measured = vgrad.backprop_rms(model, x, y)
     for index in range(1, depth + 1):
         name = f"dense_{index}"
         assert predicted[name] == pytest.approx(gain ** (depth - index), rel=1e-12)
@@ -164,7 +164,7 @@ def test_linear_net_is_exact_in_expectation(batch):
         model = vgrad.build_mlp(
             depth, width, activation="linear", kernel_initializer=initializer, num_classes=width, seed=seed
         )
-        predicted = vgrad.predicted_backprop_norms(model)["dense_1"]
+        predicted = vgrad.predicted_backprop_ratios(model)["dense_1"]
         squares.append((measured_ratio(model, x, y, loss=linear_loss) / predicted) ** 2)
     assert predicted == pytest.approx(1.1141875 ** ((depth - 1) / 2), rel=1e-6)
     standard_error = np.std(squares, ddof=1) / np.sqrt(len(squares))
@@ -177,10 +177,10 @@ def test_zero_residual_branches_pass_the_gradient_unchanged(batch):
     # Only the logits layer needs weights for a gradient to flow; the ratios ignore it.
     logits = model.get_layer("logits")
     logits.kernel.assign(np.random.default_rng(0).normal(size=logits.kernel.shape) / 8)
-    measured = vgrad.backprop_norms(model, x, y)
+    measured = vgrad.backprop_rms(model, x, y)
     assert measured["dense_8"] > 0
     assert set(measured.values()) == {measured["dense_8"]}  # bit for bit
-    assert set(vgrad.predicted_backprop_norms(model, x).values()) == {1.0}
+    assert set(vgrad.predicted_backprop_ratios(model, x).values()) == {1.0}
 
 
 # --- mean-field agreement at width 256 ---------------------------------------------
@@ -213,13 +213,13 @@ def test_prediction_agrees_with_measurement(digits, activation, initializer, dep
     errors = []
     for seed in (0, 1):
         model = vgrad.build_mlp(depth, 256, activation=activation, kernel_initializer=initializer, seed=seed, **flags)
-        predicted = vgrad.predicted_backprop_norms(model, x)["dense_1"]
+        predicted = vgrad.predicted_backprop_ratios(model, x)["dense_1"]
         errors.append(math.log10(measured_ratio(model, x, y, predicted=predicted) / predicted))
     assert abs(np.mean(errors)) < tolerance, errors
 
 
 def test_relu_residual_nets_escape_the_prediction_less_the_wider_they_are(digits):
-    # Documented in predicted_backprop_norms: without BatchNorm, a ReLU residual net's
+    # Documented in predicted_backprop_ratios: without BatchNorm, a ReLU residual net's
     # gradient grows along the stream's mean faster than 1 + chi per block, by a part
     # seeded at order 1 / width. Measured (seeds 0, 1; depth 20): 7.6 and 6.9 times the
     # prediction at width 256, 3.5 and 3.3 times at width 512.
@@ -229,7 +229,7 @@ def test_relu_residual_nets_escape_the_prediction_less_the_wider_they_are(digits
     for width in (256, 512):
         model = vgrad.build_mlp(20, width, activation="relu", kernel_initializer="he_normal",
                                 residual=True, seed=0)
-        predicted = vgrad.predicted_backprop_norms(model, x)["dense_1"]
+        predicted = vgrad.predicted_backprop_ratios(model, x)["dense_1"]
         excess[width] = measured_ratio(model, x, y, predicted=predicted) / predicted
     assert 5 < excess[256] < 10 and 2.5 < excess[512] < 4.5, excess
     assert excess[512] < 0.6 * excess[256]
@@ -237,15 +237,15 @@ def test_relu_residual_nets_escape_the_prediction_less_the_wider_they_are(digits
 
 def test_batch_norm_explodes_at_the_rate_of_yang_et_al():
     model = vgrad.build_mlp(11, 64, activation="relu", batch_norm=True, seed=0)
-    predicted = vgrad.predicted_backprop_norms(model)
+    predicted = vgrad.predicted_backprop_ratios(model)
     # pi / (pi - 1) per layer in mean square, whatever the initializer (up to epsilon).
     assert predicted["dense_1"] ** 2 == pytest.approx((math.pi / (math.pi - 1)) ** 10, rel=0.01)
 
 
 def test_prediction_has_the_keys_of_the_measurement(tiny_mlp, batch):
     x, y = batch
-    predicted = vgrad.predicted_backprop_norms(tiny_mlp, x)
-    assert list(predicted) == list(vgrad.backprop_norms(tiny_mlp, x, y))
+    predicted = vgrad.predicted_backprop_ratios(tiny_mlp, x)
+    assert list(predicted) == list(vgrad.backprop_rms(tiny_mlp, x, y))
     assert isinstance(predicted, vgrad.LayerDict) and predicted["dense_3"] == 1.0
     assert "dense_1" in repr(predicted)
 
@@ -255,28 +255,28 @@ def test_prediction_has_the_keys_of_the_measurement(tiny_mlp, batch):
 
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="activation='softmax'.*accepted"):
-        vgrad.backprop_gain("softmax", "he_normal", 10, 10)
+        vgrad.backprop_chi("softmax", "he_normal", 10, 10)
     with pytest.raises(ValueError, match="activation='no_such'"):
-        vgrad.backprop_gain("no_such", "he_normal", 10, 10)
+        vgrad.backprop_chi("no_such", "he_normal", 10, 10)
     with pytest.raises(ValueError, match="kernel_initializer='no_such'.*accepted"):
-        vgrad.backprop_gain("relu", "no_such", 10, 10)
+        vgrad.backprop_chi("relu", "no_such", 10, 10)
     with pytest.raises(ValueError, match="kernel_initializer="):
-        vgrad.backprop_gain("relu", keras.initializers.RandomNormal(mean=1.0), 10, 10)
+        vgrad.backprop_chi("relu", keras.initializers.RandomNormal(mean=1.0), 10, 10)
     with pytest.raises(ValueError, match="kernel_initializer="):
-        vgrad.backprop_gain("relu", "identity", 10, 10)
+        vgrad.backprop_chi("relu", "identity", 10, 10)
     with pytest.raises(ValueError, match="fan_in must be an int >= 1"):
-        vgrad.backprop_gain("relu", "he_normal", 0, 10)
+        vgrad.backprop_chi("relu", "he_normal", 0, 10)
     with pytest.raises(TypeError, match="fan_out must be an int"):
-        vgrad.backprop_gain("relu", "he_normal", 10, 2.5)
+        vgrad.backprop_chi("relu", "he_normal", 10, 2.5)
     with pytest.raises(ValueError, match="bias_std"):
-        vgrad.backprop_gain("relu", "he_normal", 10, 10, bias_std=-1.0)
+        vgrad.backprop_chi("relu", "he_normal", 10, 10, bias_std=-1.0)
 
 
 def test_models_not_built_by_build_mlp_are_refused(tiny_mlp):
     with pytest.raises(TypeError, match="keras.Model"):
-        vgrad.predicted_backprop_norms("mlp")
+        vgrad.predicted_backprop_ratios("mlp")
     sequential = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="not built by vgrad.build_mlp.*dense_1"):
-        vgrad.predicted_backprop_norms(sequential)
+        vgrad.predicted_backprop_ratios(sequential)
     with pytest.raises(ValueError, match="x must be"):
-        vgrad.predicted_backprop_norms(tiny_mlp, np.zeros(64))
+        vgrad.predicted_backprop_ratios(tiny_mlp, np.zeros(64))

@@ -15,6 +15,7 @@ import keras
 
 from vgrad import policy
 from vgrad._architecture import architecture, leaf_layers
+from vgrad._deprecated import renamed_keywords
 from vgrad._monitor_verdict import MONITOR_ATTRIBUTES, diagnose_monitor
 from vgrad.findings import Diagnosis, LayerFinding
 from vgrad.policy import ADVICE, EXPLODING_RATIO, VANISHING_RATIO  # noqa: F401 (re-exported)
@@ -172,7 +173,7 @@ def _diagnose_model(model, x, y, loss):
                      f"{', '.join(dead)}")
     if features.recurrent:
         notes.append("gradients through time inside recurrent layers are not compared here "
-                     "(vgrad.time_gradient_norms measures them)")
+                     "(vgrad.time_gradient_rms measures them)")
     saturated = sorted({r.activation for r in rows if r.name != output and r.activation
                         and (r.saturated_fraction or 0) > policy.SATURATION_THRESHOLD})
     advice = policy.choose_advice(verdict, features, saturated=saturated, zero_layers=zero,
@@ -182,17 +183,19 @@ def _diagnose_model(model, x, y, loss):
                      measurement.forward_finite, not bad, "model")
 
 
-def diagnose(model, x=None, y=None, *, loss=None):
+@renamed_keywords(model="subject")
+def diagnose(subject, x=None, y=None, *, loss=None):
     """Say whether gradients vanish, explode or flow, show where, and name the fix.
 
     Parameters
     ----------
-    model : keras.Model or GradientMonitor
+    subject : keras.Model or GradientMonitor
         A model, measured once on the batch ``(x, y)`` by :func:`vgrad.measurement.measure`.
         Or a recorded run: any object with the attributes of
         :class:`vgrad.GradientMonitor` (``history``, ``steps``, ``global_norm``,
         ``update_ratio``, ``clipped``, ``num_clipped``, ``nonfinite``; ``loss`` and
         ``model`` are used when present), judged from medians over recorded steps.
+        (Formerly ``model=``, still accepted with a ``DeprecationWarning``.)
     x : (num_samples, ...) array_like
         Input batch (models only).
     y : (num_samples, ...) array_like
@@ -210,7 +213,7 @@ def diagnose(model, x=None, y=None, *, loss=None):
     Raises
     ------
     TypeError
-        If ``model`` is neither a keras.Model nor monitor-like, if ``x``/``y`` are
+        If ``subject`` is neither a keras.Model nor monitor-like, if ``x``/``y`` are
         missing for a model or given with a monitor.
     ValueError
         For a bad batch (non-finite ``x`` or ``y``, lengths, shapes, labels) or an empty monitor.
@@ -232,15 +235,15 @@ def diagnose(model, x=None, y=None, *, loss=None):
     >>> diagnosis.verdict
     'vanishing'
     """
-    if isinstance(model, keras.Model):
+    if isinstance(subject, keras.Model):
         if x is None or y is None:
             raise TypeError("diagnose(model, x, y) needs the input batch x and the targets y")
-        return _diagnose_model(model, x, y, loss)
-    if all(hasattr(model, name) for name in MONITOR_ATTRIBUTES):
+        return _diagnose_model(subject, x, y, loss)
+    if all(hasattr(subject, name) for name in MONITOR_ATTRIBUTES):
         if x is not None or y is not None or loss is not None:
             raise TypeError("diagnose(monitor) takes no x, y or loss: the run is already recorded")
-        return diagnose_monitor(model)
+        return diagnose_monitor(subject)
     raise TypeError(
-        "model must be a keras.Model (with x and y) or a GradientMonitor-like object with "
-        f"attributes {', '.join(MONITOR_ATTRIBUTES)}; got {type(model).__name__}"
+        "subject must be a keras.Model (with x and y) or a GradientMonitor-like object with "
+        f"attributes {', '.join(MONITOR_ATTRIBUTES)}; got {type(subject).__name__}"
     )

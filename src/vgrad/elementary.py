@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._checks import check_count
+from vgrad._deprecated import renamed_keywords, renamed_names
 from vgrad._seeds import check_seed
 from vgrad.models import keras_activation
 
@@ -46,10 +47,11 @@ def activation_derivatives(activations, z):
     return derivatives
 
 
-def jacobian_product_norms(depth, width, *, activation="linear", gain=1.0, seed=0):
+@renamed_keywords(gain="scale")
+def jacobian_product_spectral_norms(depth, width, *, activation="linear", scale=1.0, seed=0):
     """Spectral norm of the product of the first ``l`` layer Jacobians, for l = 1..depth.
 
-    The network is ``h_l = phi(W_l h_{l-1})`` with ``W_l ~ N(0, gain**2 / width)`` and
+    The network is ``h_l = phi(W_l h_{l-1})`` with ``W_l ~ N(0, scale**2 / width)`` and
     a standard normal input; the Jacobian of layer ``l`` is ``diag(phi'(z_l)) W_l``.
     Back-propagation multiplies the gradient by the transposes of these matrices, so
     the norm of their product bounds how much of the output gradient reaches layer 1.
@@ -60,8 +62,9 @@ def jacobian_product_norms(depth, width, *, activation="linear", gain=1.0, seed=
         Number of layers and units per layer.
     activation : str or callable, default "linear"
         Keras activation identifier.
-    gain : float, default 1.0
-        Scale of the weights, > 0: ``gain = 1`` preserves the norm of a linear map on average.
+    scale : float, default 1.0
+        Scale of the weights, > 0: ``scale = 1`` preserves the norm of a linear map on
+        average. (Formerly ``gain``, still accepted with a ``DeprecationWarning``.)
     seed : int, default 0
         Seed of the weights and the input, in ``[0, 2**32)``; the same seed gives the
         same result.
@@ -74,16 +77,16 @@ def jacobian_product_norms(depth, width, *, activation="linear", gain=1.0, seed=
     Raises
     ------
     TypeError
-        If ``depth``, ``width`` or ``seed`` is not an int, or ``gain`` not a number.
+        If ``depth``, ``width`` or ``seed`` is not an int, or ``scale`` not a number.
     ValueError
-        If a count is below 1, ``gain`` is not positive and finite, ``seed`` is out of
+        If a count is below 1, ``scale`` is not positive and finite, ``seed`` is out of
         range, or the activation is unknown.
     """
     depth, width = check_count("depth", depth), check_count("width", width)
-    if isinstance(gain, bool) or not isinstance(gain, numbers.Real):
-        raise TypeError(f"gain must be a finite float > 0, got {gain!r}")
-    if not (np.isfinite(gain) and gain > 0):
-        raise ValueError(f"gain must be a finite float > 0, got {gain!r}")
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale must be a finite float > 0, got {scale!r}")
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a finite float > 0, got {scale!r}")
     seed = check_seed(seed)
     function = keras_activation(activation)
     rng = np.random.default_rng(seed)
@@ -91,7 +94,7 @@ def jacobian_product_norms(depth, width, *, activation="linear", gain=1.0, seed=
     product = np.eye(width)
     norms = np.empty(depth)
     for layer in range(depth):
-        weights = rng.standard_normal((width, width)) * gain / np.sqrt(width)
+        weights = rng.standard_normal((width, width)) * scale / np.sqrt(width)
         z = tf.linalg.matvec(tf.constant(weights), hidden)
         with tf.GradientTape() as tape:
             tape.watch(z)
@@ -100,3 +103,8 @@ def jacobian_product_norms(depth, width, *, activation="linear", gain=1.0, seed=
         product = (slope[:, None] * weights) @ product
         norms[layer] = np.linalg.norm(product, 2)
     return norms
+
+
+__getattr__ = renamed_names(
+    __name__, {"jacobian_product_norms": "jacobian_product_spectral_norms"}
+)

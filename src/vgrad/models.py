@@ -98,7 +98,7 @@ def build_mlp(
     Hidden layer ``i`` (1-based) is ``Dense`` named ``dense_i``, then, with
     ``batch_norm=True``, ``BatchNormalization`` named ``batch_normalization_i``, then
     an ``Activation`` layer named ``activation_i``; so the pre-activation ``z`` of each
-    hidden layer is a tensor of its own, which :func:`vgrad.backprop_norms` probes.
+    hidden layer is a tensor of its own, which :func:`vgrad.backprop_rms` probes.
     With ``residual=True``, layers whose input already has ``width`` features add it to
     their output (``add_i``): ``h_i = h_{i-1} + phi(z_i)`` (He et al. 2016).
 

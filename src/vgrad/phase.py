@@ -11,17 +11,18 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._batch import check_batch, default_loss
+from vgrad._deprecated import renamed_names
 from vgrad._forward import tapped_forward
 from vgrad._checks import check_count
 from vgrad._state import restoring_state
 from vgrad.models import StandardUniform, build_mlp, mlp_layers
 from vgrad.tables import format_table
-from vgrad.theory import predicted_backprop_norms
+from vgrad.theory import predicted_backprop_ratios
 
 #: One net per regime: vanishing (sigmoid, tanh with the standard initialisation, ReLU
 #: with Glorot), near the edge of chaos (tanh/Glorot, ReLU/He), BatchNorm's explosion at
 #: initialisation (Yang et al. 2019) and its cure by skip connections.
-PHASE_CONFIGS = {
+DEPTH_SWEEP_CONFIGS = {
     "sigmoid / glorot": {"activation": "sigmoid", "kernel_initializer": "glorot_uniform"},
     "tanh / glorot": {"activation": "tanh", "kernel_initializer": "glorot_uniform"},
     "tanh / standard": {"activation": "tanh", "kernel_initializer": StandardUniform()},
@@ -42,9 +43,9 @@ DEFAULT_DEPTHS = (5, 10, 20, 30, 50)
 class DepthSweep:
     """First-to-last back-propagated gradient ratios per configuration and depth.
 
-    ``measured[i, j]`` is ``backprop_norms["dense_1"] / backprop_norms[f"dense_{d}"]``
+    ``measured[i, j]`` is ``backprop_rms["dense_1"] / backprop_rms[f"dense_{d}"]``
     of configuration ``labels[i]`` at depth ``d = depths[j]``; ``predicted[i, j]`` is the
-    same ratio from :func:`vgrad.predicted_backprop_norms`. Below 1: vanishing toward
+    same ratio from :func:`vgrad.predicted_backprop_ratios`. Below 1: vanishing toward
     the input; above 1: exploding.
     """
 
@@ -95,9 +96,9 @@ def _scaled(loss_fn, scale):
 
 
 def measured_ratio(model, x, y, *, predicted=None, loss=None):
-    """``backprop_norms["dense_1"] / backprop_norms["dense_<depth>"]``, computed eagerly.
+    """``backprop_rms["dense_1"] / backprop_rms["dense_<depth>"]``, computed eagerly.
 
-    The same training-mode pass as :func:`vgrad.backprop_norms` (BatchNorm statistics
+    The same training-mode pass as :func:`vgrad.backprop_rms` (BatchNorm statistics
     restored afterwards), run once without ``tf.function``: for a single pass a trace
     costs about five times the pass. Float32 squares of gradients underflow below
     about 1e-19, so the loss is multiplied by a power of two chosen from the
@@ -113,7 +114,7 @@ def measured_ratio(model, x, y, *, predicted=None, loss=None):
     x : (num_samples, input_dim) array_like
     y : (num_samples,) array_like of int
     predicted : float, optional
-        The ratio expected, e.g. from :func:`vgrad.predicted_backprop_norms`.
+        The ratio expected, e.g. from :func:`vgrad.predicted_backprop_ratios`.
     loss : callable, optional
         ``loss(y_true, logits)`` returning a scalar; default: cross-entropy from logits.
 
@@ -157,7 +158,7 @@ def _check_depths(depths):
 
 
 def _check_configs(configs):
-    configs = PHASE_CONFIGS if configs is None else configs
+    configs = DEPTH_SWEEP_CONFIGS if configs is None else configs
     if not isinstance(configs, Mapping) or not configs:
         raise TypeError(
             "configs must be a non-empty dict {label: build_mlp keyword arguments}, "
@@ -195,9 +196,9 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
     """Measure and predict the first-to-last gradient ratio over depth, per configuration.
 
     Each configuration and depth builds a fresh :func:`vgrad.build_mlp` net, measures
-    the ratio of :func:`vgrad.backprop_norms` at ``dense_1`` and ``dense_<depth>`` on
+    the ratio of :func:`vgrad.backprop_rms` at ``dense_1`` and ``dense_<depth>`` on
     ``(x, y)`` in training mode (see :func:`measured_ratio`) and sets it next to
-    :func:`vgrad.predicted_backprop_norms`. Building the nets takes most of the time:
+    :func:`vgrad.predicted_backprop_ratios`. Building the nets takes most of the time:
     the default sweep (7 configurations, depths 5 to 50, width 64, 256 digits) takes
     about 8 s on two idle CPU cores, 35 s when other jobs share them.
 
@@ -205,7 +206,7 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
     ----------
     configs : dict or None
         ``{label: build_mlp keyword arguments}``, without depth, width, seed, input_dim
-        or num_classes; ``None`` for :data:`PHASE_CONFIGS`.
+        or num_classes; ``None`` for :data:`DEPTH_SWEEP_CONFIGS`.
     depths : sequence of int or None
         Numbers of hidden layers; ``None`` for ``(5, 10, 20, 30, 50)``.
     x : (num_samples, num_features) array_like
@@ -229,7 +230,7 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
     ------
     TypeError, ValueError
         For malformed ``configs``, ``depths`` or batch, or what :func:`vgrad.build_mlp`
-        and :func:`vgrad.predicted_backprop_norms` refuse.
+        and :func:`vgrad.predicted_backprop_ratios` refuse.
 
     References
     ----------
@@ -237,7 +238,7 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
 
     Examples
     --------
-    >>> sweep = depth_sweep(PHASE_CONFIGS, (5, 10), x_train[:256], y_train[:256])  # doctest: +SKIP
+    >>> sweep = depth_sweep(DEPTH_SWEEP_CONFIGS, (5, 10), x[:256], y[:256])  # doctest: +SKIP
     sigmoid / glorot: depths 5, 10 (0.9 s)
     ...
     """
@@ -251,9 +252,12 @@ def depth_sweep(configs, depths, x, y, *, width=64, seed=0, verbose=True):
         start = time.perf_counter()
         for column, depth in enumerate(depths):
             model = build_mlp(int(depth), width, seed=seed, **sizes, **config)
-            predicted[row, column] = predicted_backprop_norms(model, x)["dense_1"]
+            predicted[row, column] = predicted_backprop_ratios(model, x)["dense_1"]
             measured[row, column] = measured_ratio(model, x, y, predicted=predicted[row, column])
         if verbose:
             seconds = time.perf_counter() - start
             print(f"{label}: depths {', '.join(map(str, depths))} ({seconds:.1f} s)", flush=True)
     return DepthSweep(list(configs), depths, measured, predicted, int(width), seed)
+
+
+__getattr__ = renamed_names(__name__, {"PHASE_CONFIGS": "DEPTH_SWEEP_CONFIGS"})

@@ -1,4 +1,4 @@
-"""Per-layer gradient probes: kernel-gradient and back-propagated gradient norms.
+"""Per-layer gradient probes: kernel-gradient L2 norms and back-propagated gradient RMS.
 
 Both are views of :func:`vgrad.measure`, which runs one compiled forward and backward
 pass per call (training mode, non-trainable state restored afterwards), so probing
@@ -7,6 +7,7 @@ never changes the model and repeated calls reuse the traced graph.
 
 from __future__ import annotations
 
+from vgrad._deprecated import renamed_names
 from vgrad._numerics import scaled_norm  # noqa: F401  re-exported until callers move
 from vgrad._state import restoring_state  # noqa: F401  re-exported until callers move
 from vgrad.measurement import measure
@@ -60,7 +61,7 @@ def gradient_norms(model, x, y, *, loss=None, training=True):
     return norms
 
 
-def backprop_norms(model, x, y, *, loss=None, training=True):
+def backprop_rms(model, x, y, *, loss=None, training=True):
     """Root-mean-square of dLoss/dz at each hidden layer's pre-activation ``z``.
 
     ``z`` is the input of the activation function: the Dense output, or the
@@ -98,3 +99,6 @@ def backprop_norms(model, x, y, *, loss=None, training=True):
         raise ValueError(measurement.notes[0] if measurement.notes else
                          f"model {model.name!r} has no hidden activation to probe")
     return measurement.backprop
+
+
+__getattr__ = renamed_names(__name__, {"backprop_norms": "backprop_rms"})

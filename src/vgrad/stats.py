@@ -107,7 +107,7 @@ def activation_stats(model, x, *, training=True):
     Parameters
     ----------
     model : keras.Model
-        A Sequential or functional model (see :func:`vgrad.backprop_norms`).
+        A Sequential or functional model (see :func:`vgrad.backprop_rms`).
     x : (num_samples, ...) array_like
         Input batch.
     training : bool, default True

@@ -11,14 +11,14 @@ from vgrad.plots._base import HEALTHY_BAND, _axes, _finish, _floats, _plot_log
 
 
 def plot_time_gradients(norms, *, ax=None, title=None):
-    """Gradient norm ``||dL/dh_t||`` against time step ``t`` for recurrent nets (log y).
+    """Root-mean-square of ``dL/dh_t`` against time step ``t`` for recurrent nets (log y).
 
     Parameters
     ----------
     norms : dict {label: (T,) array_like} or (T,) array_like
-        Norm of the loss gradient with respect to the hidden state at ``t = 1 .. T``;
-        the loss is computed at the last step ``T``, so vanishing shows as a line that
-        falls from right to left.
+        RMS of the loss gradient with respect to the hidden state at ``t = 1 .. T``, as
+        :func:`vgrad.time_gradient_rms` returns; the loss is computed at the last step
+        ``T``, so vanishing shows as a line that falls from right to left.
     ax : matplotlib.axes.Axes, optional
     title : str, optional
 
@@ -37,7 +37,7 @@ def plot_time_gradients(norms, *, ax=None, title=None):
                   label=label if label is not None else "_gradient")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return _finish(ax, title or "Gradient through time", "time step t (the loss is at the last step)",
-                   r"$\|\partial L / \partial h_t\|$")
+                   r"RMS of $\partial L / \partial h_t$")
 
 
 #: Marker per configuration, so that curves stay apart in grey-scale print.

@@ -94,7 +94,7 @@ def plot_activation_histograms(model, x, *, layers=None, bins=50, ax=None):
     x : (num_samples, ...) array_like
         Input batch.
     layers : list of str, optional
-        Hidden-layer names (as in :func:`vgrad.backprop_norms`). Default: all hidden
+        Hidden-layer names (as in :func:`vgrad.backprop_rms`). Default: all hidden
         layers when there are at most 6, else 6 evenly spaced from input to output.
     bins : int, default 50
     ax : matplotlib.axes.Axes, optional
@@ -187,7 +187,7 @@ def plot_jacobian_products(norms, *, ax=None, title=None):
     Parameters
     ----------
     norms : dict {label: (depth,) array_like}
-        As :func:`vgrad.jacobian_product_norms` returns, entry ``l - 1`` for ``l`` layers.
+        As :func:`vgrad.jacobian_product_spectral_norms` returns, entry ``l - 1`` for ``l`` layers.
     ax : matplotlib.axes.Axes, optional
     title : str, optional
 

@@ -9,6 +9,7 @@ import numpy as np
 import keras
 
 from vgrad._checks import check_count
+from vgrad._deprecated import renamed_keywords
 from vgrad._seeds import check_seed, spawn_seeds
 from vgrad.models import keras_activation
 
@@ -20,13 +21,14 @@ RECURRENT_LAYERS = {
 }
 
 
+@renamed_keywords(recurrent_gain="recurrent_scale")
 def build_rnn(
     units,
     *,
     input_dim=9,
     num_classes=8,
     cell="simple",
-    recurrent_gain=1.0,
+    recurrent_scale=1.0,
     activation="tanh",
     seed=0,
 ):
@@ -35,11 +37,11 @@ def build_rnn(
     The layers are named ``sequence`` (input), ``rnn`` and ``logits``. The recurrent
     layer returns its last hidden state ``h_T`` only. Its input kernel and the logits
     kernel use Glorot-uniform initialisation; its recurrent kernel is a random
-    orthogonal matrix times ``recurrent_gain`` (Saxe et al. 2014), so every singular
-    value of the ``(units, units)`` SimpleRNN kernel equals the gain. For LSTM and
+    orthogonal matrix times ``recurrent_scale`` (Saxe et al. 2014), so every singular
+    value of the ``(units, units)`` SimpleRNN kernel equals the scale. For LSTM and
     GRU the kernel is ``(units, 4 * units)`` or ``(units, 3 * units)`` with
-    orthonormal rows times the gain: all singular values of the whole matrix equal
-    the gain and those of each gate block are at most the gain. ``recurrent_gain=1``
+    orthonormal rows times the scale: all singular values of the whole matrix equal
+    the scale and those of each gate block are at most the scale. ``recurrent_scale=1``
     is Keras's default recurrent initialiser.
 
     Parameters
@@ -53,8 +55,9 @@ def build_rnn(
         Number of logits, at least 1 (default: :func:`vgrad.memory_task`'s 8 symbols).
     cell : {"simple", "lstm", "gru"}, default "simple"
         Which recurrent layer to use.
-    recurrent_gain : float, default 1.0
+    recurrent_scale : float, default 1.0
         Largest (and every) singular value of the initial recurrent kernel, > 0.
+        (Formerly ``recurrent_gain``, still accepted with a ``DeprecationWarning``.)
     activation : str or callable, default "tanh"
         Activation of the hidden state (SimpleRNN) or of the candidate and cell
         output (LSTM, GRU; the gates keep their sigmoid). ``"linear"`` or ``None``
@@ -72,9 +75,9 @@ def build_rnn(
     Raises
     ------
     TypeError
-        If a count or ``seed`` is not an int, or ``recurrent_gain`` not a number.
+        If a count or ``seed`` is not an int, or ``recurrent_scale`` not a number.
     ValueError
-        If a count is below 1, ``recurrent_gain`` is not positive and finite, or
+        If a count is below 1, ``recurrent_scale`` is not positive and finite, or
         ``cell`` or ``activation`` is unknown.
 
     References
@@ -84,7 +87,7 @@ def build_rnn(
 
     Examples
     --------
-    >>> model = build_rnn(16, recurrent_gain=0.5)
+    >>> model = build_rnn(16, recurrent_scale=0.5)
     >>> [layer.name for layer in model.layers]
     ['sequence', 'rnn', 'logits']
     """
@@ -94,10 +97,10 @@ def build_rnn(
     if not isinstance(cell, str) or cell not in RECURRENT_LAYERS:
         accepted = ", ".join(map(repr, RECURRENT_LAYERS))
         raise ValueError(f"cell must be one of {accepted}; got {cell!r}")
-    if isinstance(recurrent_gain, bool) or not isinstance(recurrent_gain, numbers.Real):
-        raise TypeError(f"recurrent_gain must be a float > 0, got {recurrent_gain!r}")
-    if not (np.isfinite(recurrent_gain) and recurrent_gain > 0):
-        raise ValueError(f"recurrent_gain must be a finite float > 0, got {recurrent_gain!r}")
+    if isinstance(recurrent_scale, bool) or not isinstance(recurrent_scale, numbers.Real):
+        raise TypeError(f"recurrent_scale must be a float > 0, got {recurrent_scale!r}")
+    if not (np.isfinite(recurrent_scale) and recurrent_scale > 0):
+        raise ValueError(f"recurrent_scale must be a finite float > 0, got {recurrent_scale!r}")
     seeds = spawn_seeds(check_seed(seed, allow_none=True), 3)
     activation_fn = keras_activation(activation)
     inputs = keras.Input(shape=(None, input_dim), name="sequence")
@@ -106,7 +109,7 @@ def build_rnn(
         activation=activation_fn,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seeds[0]),
         recurrent_initializer=keras.initializers.Orthogonal(
-            gain=float(recurrent_gain), seed=seeds[1]
+            gain=float(recurrent_scale), seed=seeds[1]
         ),
         name="rnn",
     )(inputs)

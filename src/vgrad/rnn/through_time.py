@@ -1,4 +1,4 @@
-"""Gradients through time: the cell stepped in Python, and ``||dL/dh_t||`` per step.
+"""Gradients through time: the cell stepped in Python, and the RMS of ``dL/dh_t`` per step.
 
 Backpropagation through time multiplies the gradient by one Jacobian
 ``dh_t / dh_{t-1} = W_rec^T diag(phi'(z_t))`` per step, so the gradient that reaches
@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._batch import check_batch, default_loss
+from vgrad._deprecated import renamed_names
 from vgrad._numerics import scaled_norm
 from vgrad.rnn.layers import recurrent_chain
 
@@ -44,16 +45,16 @@ def unrolled_forward(model, x, *, tape=None):
     return outputs, hidden_states
 
 
-def time_gradient_norms(model, x, y, *, loss=None):
-    """Norm of the gradient reaching each hidden state, ``||dL/dh_t||`` for t = 1..T.
+def time_gradient_rms(model, x, y, *, loss=None):
+    """Root-mean-square of the gradient reaching each hidden state, ``dL/dh_t`` for t = 1..T.
 
     ``L`` is the batch-mean loss of the model's output, computed from the last
     hidden state ``h_T`` through the head; ``dL/dh_t`` is its total derivative with
     respect to ``h_t``, through all of ``h_{t+1}, ..., h_T``. Each value is the
     root-mean-square of ``dL/dh_t`` over the batch and the units, as in
-    :func:`vgrad.backprop_norms`, computed without float32 under- or overflow. In a
-    linear SimpleRNN ``dL/dh_t = dL/dh_T (W_rec^T)^(T - t)``: a gain ``g`` orthogonal
-    kernel gives exactly ``g^(T - t)`` times the last value.
+    :func:`vgrad.backprop_rms`, computed without float32 under- or overflow. In a
+    linear SimpleRNN ``dL/dh_t = dL/dh_T (W_rec^T)^(T - t)``: an orthogonal
+    kernel scaled by ``g`` gives exactly ``g^(T - t)`` times the last value.
 
     Parameters
     ----------
@@ -90,9 +91,9 @@ def time_gradient_norms(model, x, y, *, loss=None):
     Examples
     --------
     >>> x, y = memory_task(64, 100, noise=0.1)
-    >>> model = build_rnn(32, recurrent_gain=0.5)
-    >>> norms = time_gradient_norms(model, x, y)
-    >>> norms.shape, bool(norms[0] < norms[-1])  # vanishing toward step 1
+    >>> model = build_rnn(32, recurrent_scale=0.5)
+    >>> rms = time_gradient_rms(model, x, y)
+    >>> rms.shape, bool(rms[0] < rms[-1])  # vanishing toward step 1
     ((100,), True)
     """
     recurrent_chain(model)
@@ -106,3 +107,6 @@ def time_gradient_norms(model, x, y, *, loss=None):
         value, hidden_states, unconnected_gradients=tf.UnconnectedGradients.ZERO
     )
     return np.array([float(scaled_norm(gradient, mean=True)) for gradient in gradients])
+
+
+__getattr__ = renamed_names(__name__, {"time_gradient_norms": "time_gradient_rms"})

@@ -1,4 +1,4 @@
-"""The mean-field recursion of one layer: forward variance fixed point, backward gain.
+"""The mean-field recursion of one layer: forward variance fixed point, backward factor chi.
 
 Conventions. A hidden layer computes ``z_l = W_l h_{l-1} + b_l`` and ``h_l = phi(z_l)``;
 ``W_l`` has ``fan_out`` rows and ``fan_in`` columns (the transpose of a Keras kernel of
@@ -30,6 +30,7 @@ import numbers
 
 import numpy as np
 
+from vgrad._deprecated import renamed_names
 from vgrad.theory.activations import activation_and_derivative
 from vgrad.theory.quadrature import gaussian_expectation
 from vgrad.theory.variances import initializer_variance
@@ -43,7 +44,7 @@ def variance_fixed_point(activation, weight_variance, bias_variance=0.0, start=1
     iterates move monotonically to the nearest fixed point in the direction of the first
     step, found here by bracketing on a log grid and bisection. When every ``q`` is a
     fixed point (ReLU with He's variance, a linear net with ``weight_variance = 1``)
-    ``start`` is returned: homogeneous activations then give the same gain for any ``q``.
+    ``start`` is returned: homogeneous activations then give the same ``chi`` for any ``q``.
     """
     phi, _ = activation_and_derivative(activation)
 
@@ -68,13 +69,14 @@ def variance_fixed_point(activation, weight_variance, bias_variance=0.0, start=1
     return math.exp(0.5 * (low + high))
 
 
-def backprop_gain(activation, kernel_initializer, fan_in, fan_out, *, bias_std=0.0):
-    """Expected factor by which one layer multiplies the mean squared ``dLoss/dz``.
+def backprop_chi(activation, kernel_initializer, fan_in, fan_out, *, bias_std=0.0):
+    """chi, the factor by which one layer multiplies the mean squared back-propagated gradient.
 
-    ``chi = fan_out Var(W) E[phi'(z)^2]`` with ``z ~ N(0, q*)`` at the fixed point of the
-    forward variance recursion ``q = fan_in Var(W) E[phi(z)^2] + bias_std**2``, reached
-    from ``q = 1`` (Poole et al. 2016; Schoenholz et al. 2017). ``chi < 1``: gradients
-    vanish geometrically toward the input; ``chi > 1``: they explode; ``chi = 1``: the
+    The gradient is ``dLoss/dz``; ``chi = fan_out Var(W) E[phi'(z)^2]`` with
+    ``z ~ N(0, q*)`` at the fixed point of the forward variance recursion
+    ``q = fan_in Var(W) E[phi(z)^2] + bias_std**2``, reached from ``q = 1`` (Poole et
+    al. 2016; Schoenholz et al. 2017). ``chi < 1``: gradients vanish geometrically
+    toward the input; ``chi > 1``: they explode; ``chi = 1``: the
     edge of chaos. Where the recursion runs to ``q* = 0`` (tanh with ``Var(W) fan_in <=
     1``) the limit ``q -> 0`` is used, ``chi = fan_out Var(W) phi'(0)^2``; where it
     diverges (a linear net with ``fan_in Var(W) > 1``), the limit ``q -> inf``.
@@ -107,9 +109,9 @@ def backprop_gain(activation, kernel_initializer, fan_in, fan_out, *, bias_std=0
 
     Examples
     --------
-    >>> round(backprop_gain("relu", "he_normal", 256, 256), 12)
+    >>> round(backprop_chi("relu", "he_normal", 256, 256), 12)
     1.0
-    >>> round(backprop_gain("sigmoid", "glorot_uniform", 256, 256), 4)
+    >>> round(backprop_chi("sigmoid", "glorot_uniform", 256, 256), 4)
     0.0557
     """
     variance = initializer_variance(kernel_initializer, fan_in, fan_out)
@@ -121,3 +123,6 @@ def backprop_gain(activation, kernel_initializer, fan_in, fan_out, *, bias_std=0
     fixed_point = variance_fixed_point(activation, fan_in * variance, float(bias_std) ** 2)
     q = min(max(fixed_point, 1e-12), 1e12)  # the limits q -> 0 and q -> inf
     return float(fan_out * variance * gaussian_expectation(lambda z: derivative(z) ** 2, q))
+
+
+__getattr__ = renamed_names(__name__, {"backprop_gain": "backprop_chi"})

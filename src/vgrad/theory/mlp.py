@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vgrad._deprecated import renamed_names
 from vgrad.models import mlp_layers
 from vgrad.tables import LayerDict
 from vgrad.theory.activations import activation_and_derivative
@@ -21,8 +22,8 @@ def _input_moments(x):
     return float(np.mean(x**2)), float(np.mean(x)), float(np.mean(np.var(x, axis=0)))
 
 
-def predicted_backprop_norms(model, x=None):
-    """Mean-field prediction of :func:`vgrad.backprop_norms`, relative to the last hidden layer.
+def predicted_backprop_ratios(model, x=None):
+    """Mean-field prediction of :func:`vgrad.backprop_rms` as a ratio to the last hidden layer.
 
     The forward recursion carries, per hidden layer ``l``, the pre-activation variance
     ``q_l`` and, for the input of the next layer, the second moment ``p``, the mean
@@ -74,7 +75,7 @@ def predicted_backprop_norms(model, x=None):
     ------
     TypeError, ValueError
         For a model not built by :func:`vgrad.build_mlp`, or an unsupported activation
-        or initializer (see :func:`vgrad.backprop_gain`).
+        or initializer (see :func:`vgrad.backprop_chi`).
 
     References
     ----------
@@ -84,7 +85,7 @@ def predicted_backprop_norms(model, x=None):
     Examples
     --------
     >>> model = build_mlp(3, 64, activation="relu", kernel_initializer="he_normal")
-    >>> predicted_backprop_norms(model)
+    >>> predicted_backprop_ratios(model)
     dense_1  1.000e+00
     dense_2  1.000e+00
     dense_3  1.000e+00
@@ -123,3 +124,8 @@ def predicted_backprop_norms(model, x=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         ratios = np.sqrt(delta_squares / delta_squares[-1])
     return LayerDict((f"dense_{index}", float(value)) for index, value in enumerate(ratios, 1))
+
+
+__getattr__ = renamed_names(
+    __name__, {"predicted_backprop_norms": "predicted_backprop_ratios"}
+)
