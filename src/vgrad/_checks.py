@@ -7,6 +7,7 @@ Each check returns the cleaned value or raises naming the argument and what it a
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 
@@ -33,6 +34,15 @@ def check_flag(name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
+
+
+def check_path(name, value):
+    """Return ``value`` as a str path, ``None`` kept; raise ``TypeError`` for anything else."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"{name} must be None, a str or an os.PathLike, got {value!r}")
+    return os.fspath(value)
 
 
 def check_model(model):

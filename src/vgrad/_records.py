@@ -38,7 +38,6 @@ class Records:
             for column, path in enumerate(paths):
                 table[path].extend(values[:, column].tolist())
 
-
     def table(self):
         """One line per variable (last norm, median norm, last update ratio), then the
         global norm; ``""`` without records."""
@@ -49,6 +48,16 @@ class Records:
         rows.append(("(global)", self.global_norm[-1], finite_median(self.global_norm), None))
         return format_table(rows, ["variable", "last norm", "median norm", "update ratio"],
                             align="<>>>")
+
+
+def recorded(name):
+    """A property of a monitor giving its records' ``name``, read from the device first."""
+
+    def read(self):
+        self._read_device()
+        return getattr(self._records, name)
+
+    return property(read, doc=f"See the class docstring ({name}).")
 
 
 def unique_paths(variables):

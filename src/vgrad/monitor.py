@@ -2,49 +2,17 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import warnings
-import weakref
 
-import numpy as np
-
-import keras
-from vgrad._checks import check_count
-from vgrad._optimizer_hook import OptimizerHook, check_optimizer, decode_rows
-from vgrad._records import LISTS, TABLES, Records, unique_paths
+from vgrad._callback_guard import guarded
+from vgrad._checks import check_count, check_flag, check_path
+from vgrad._monitor_base import WATCHERS, MonitorBase
+from vgrad._optimizer_hook import check_optimizer
+from vgrad._records import LISTS, TABLES, Records, recorded
 from vgrad._step_log import StepSchedule
-from vgrad._summaries import SummaryWriter
-
-#: {optimizer: the monitor watching it during a fit}.
-_WATCHERS = weakref.WeakKeyDictionary()
 
 
-def _recorded(name):
-    def read(self):
-        self._read_device()
-        return getattr(self._records, name)
-
-    return property(read, doc=f"See the class docstring ({name}).")
-
-
-def _guarded(method):
-    """Run a callback method; an internal failure detaches the monitor and warns."""
-
-    @functools.wraps(method)
-    def guarded(self, *args, **kwargs):
-        if self._failed:
-            return None
-        try:
-            return method(self, *args, **kwargs)
-        except Exception as error:  # noqa: BLE001 - a monitor must never break training
-            self._fail(error)
-            return None
-
-    return guarded
-
-
-class GradientMonitor(keras.callbacks.Callback):
+class GradientMonitor(MonitorBase):
     """Record per-variable gradient norms and update ratios during ``model.fit``.
 
     While the monitor's train function runs (and is traced), the optimizer's ``apply``
@@ -126,22 +94,17 @@ class GradientMonitor(keras.callbacks.Callback):
     >>> monitor.history["dense_1/kernel"][-1]  # doctest: +SKIP
     """
 
-    steps, loss, global_norm, clipped, nonfinite = (_recorded(name) for name in LISTS)
-    history, update_ratio, weight_norm = (_recorded(name) for name in TABLES)
+    steps, loss, global_norm, clipped, nonfinite = (recorded(name) for name in LISTS)
+    history, update_ratio, weight_norm = (recorded(name) for name in TABLES)
 
     def __init__(self, every=1, log_dir=None, histograms=False, stop_on_nonfinite=False):
         super().__init__()
         self.every = check_count("every", every)
-        if log_dir is not None and not isinstance(log_dir, (str, os.PathLike)):
-            raise TypeError(f"log_dir must be None, a str or an os.PathLike, got {log_dir!r}")
-        for name, flag in (("histograms", histograms), ("stop_on_nonfinite", stop_on_nonfinite)):
-            if not isinstance(flag, (bool, np.bool_)):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
-        if histograms and log_dir is None:
+        self.log_dir = check_path("log_dir", log_dir)
+        self.histograms = check_flag("histograms", histograms)
+        self.stop_on_nonfinite = check_flag("stop_on_nonfinite", stop_on_nonfinite)
+        if self.histograms and self.log_dir is None:
             raise ValueError("histograms=True needs a log_dir to write them to")
-        self.log_dir = None if log_dir is None else os.fspath(log_dir)
-        self.histograms = bool(histograms)
-        self.stop_on_nonfinite = bool(stop_on_nonfinite)
         # Keras may run on_train_batch_end in a worker thread, after the step, when every
         # callback is async-safe; ours does nothing then unless it must stop training.
         self.async_safe = not self.stop_on_nonfinite
@@ -163,7 +126,7 @@ class GradientMonitor(keras.callbacks.Callback):
         model = self.model
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
         check_optimizer(optimizer)
-        other = _WATCHERS.get(optimizer)
+        other = WATCHERS.get(optimizer)
         if other is not None and other is not self and other._in_fit:
             if not other._calls:
                 raise ValueError(
@@ -173,7 +136,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._failed = False
         self._begin(model, optimizer)
 
-    @_guarded
+    @guarded
     def _begin(self, model, optimizer):
         schedule = StepSchedule(self.every, int(model.steps_per_execution))
         key = (optimizer, schedule.every_in_graph, bool(model.jit_compile),
@@ -186,33 +149,16 @@ class GradientMonitor(keras.callbacks.Callback):
         schedule.start(optimizer.iterations.numpy())
         plain = model.train_function
         owner = getattr(plain, "__self__", None)
-        if isinstance(owner, GradientMonitor):  # left by a fit that raised
+        if isinstance(owner, MonitorBase):  # left by a fit that raised
             plain = owner._functions[0]
         if self._functions is None or self._functions[0] is not plain:
             model.make_train_function(force=True)
             self._functions = (plain, model.train_function)
         model.train_function = self._train_function
-        _WATCHERS[optimizer] = self
+        WATCHERS[optimizer] = self
         self._in_fit, self._calls, self._expected = True, 0, False
 
-    def _train_function(self, iterator):
-        """What ``fit`` calls as ``model.train_function`` while the monitor watches."""
-        plain, recording = self._functions
-        if not self._expected:  # a call this monitor did not prepare: fit raised earlier
-            if self.model.train_function == self._train_function:
-                self.model.train_function = plain
-            return plain(iterator)
-        self._expected = False
-        self._calls += 1
-        if not self._recording:
-            return plain(iterator)
-        with self._hook.installed(loss_owner=self.model.optimizer):
-            logs = recording(iterator)
-        if self._hook.failure is not None:
-            self._fail(self._hook.failure)
-        return logs
-
-    @_guarded
+    @guarded
     def on_train_batch_begin(self, batch, logs=None):
         # The bookkeeping happens before each call, so that on_train_batch_end stays a
         # no-op: a callback with real per-batch work there makes Keras dispatch batch
@@ -222,7 +168,7 @@ class GradientMonitor(keras.callbacks.Callback):
         self._recording = self._schedule.next_call()
         self._expected = True
 
-    @_guarded
+    @guarded
     def on_train_batch_end(self, batch, logs=None):
         # Only with stop_on_nonfinite=True (then async_safe is False: this runs in order).
         if not (self.stop_on_nonfinite and self._recording and self._hook.bound):
@@ -235,7 +181,7 @@ class GradientMonitor(keras.callbacks.Callback):
             warnings.warn(f"GradientMonitor: non-finite gradient at step {bad_steps[-1:]}; "
                           "stopping training", RuntimeWarning, stacklevel=2)
 
-    @_guarded
+    @guarded
     def on_epoch_end(self, epoch, logs=None):
         self._collect()
         # Re-read the step: a LossScaleOptimizer skips the steps it rejects.
@@ -246,71 +192,6 @@ class GradientMonitor(keras.callbacks.Callback):
         self._detach()
         if self._writer is not None:
             self._writer.flush()
-
-    def _detach(self):
-        """Give the model back its own train function and stop watching the optimizer."""
-        self._in_fit = self._expected = False
-        if self._functions is not None and self.model.train_function == self._train_function:
-            self.model.train_function = self._functions[0]
-        if self._hook is not None and _WATCHERS.get(self._hook.optimizer) is self:
-            del _WATCHERS[self._hook.optimizer]
-
-    def _fail(self, error):
-        if self._failed:
-            return
-        self._failed = True
-        try:
-            self._collect()  # keep what was recorded before the failure
-        except Exception:  # noqa: BLE001
-            pass
-        self._detach()
-        warnings.warn(f"GradientMonitor stopped recording after an internal error "
-                      f"({type(error).__name__}: {error}); training goes on without it",
-                      RuntimeWarning, stacklevel=3)
-
-    def _read_device(self):
-        if not self._failed:
-            self._guarded_collect()
-
-    @_guarded
-    def _guarded_collect(self):
-        self._collect()
-
-    def _rebuild(self, model, key, capacity):
-        optimizer, every_in_graph, jit_compile, variables = key
-        if self._hook is not None:
-            self._collect()
-        if self._model_id != id(model):  # records of another model do not continue
-            self._records = Records()
-            self._model_id = id(model)
-        if self.log_dir is not None and self._writer is None:
-            self._writer = SummaryWriter(self.log_dir)
-        # An unbuilt model has no variables yet: the hook binds to those of the first
-        # optimizer step it traces.
-        self._hook = OptimizerHook(
-            optimizer, every_in_graph, capacity, variables=variables or None,
-            track_nonfinite=self.stop_on_nonfinite, histograms=self.histograms,
-            jit_compile=jit_compile,
-        )
-        self._names = self._functions = None
-
-    def _collect(self):
-        """Move the records waiting on the device into the Python lists."""
-        hook = self._hook
-        if hook is None or not hook.bound:
-            return
-        if self._names is None:
-            self._names = unique_paths(hook.variables)
-            self._records.add_variables(self._names)
-        rows, bins = hook.drain()
-        if self._schedule is not None:
-            self._schedule.unread = 0
-        records = decode_rows(rows, hook.optimizer, hook.num_variables)
-        if records is None:
-            return
-        self._records.extend(records, self._names)
-        if self._writer is not None:
-            self._writer.write(self._names, records, bins)
 
     def __repr__(self):
         head = (f"GradientMonitor(every={self.every}): {len(self.steps)} records, "

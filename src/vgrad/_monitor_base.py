@@ -1,0 +1,106 @@
+"""The machinery behind :class:`vgrad.GradientMonitor`: the train function it stands in
+for, the hook it rebuilds, the records it reads from the device, and how it fails safely.
+
+Kept apart from ``monitor.py`` so that the public class reads as its documentation and
+its callbacks; these methods act on the same object's state.
+"""
+
+from __future__ import annotations
+
+import warnings
+import weakref
+
+import keras
+from vgrad._callback_guard import guarded
+from vgrad._optimizer_hook import OptimizerHook, decode_rows
+from vgrad._records import Records, unique_paths
+from vgrad._summaries import SummaryWriter
+
+#: {optimizer: the monitor watching it during a fit}.
+WATCHERS = weakref.WeakKeyDictionary()
+
+
+class MonitorBase(keras.callbacks.Callback):
+    """Internal methods of :class:`vgrad.GradientMonitor` (see there for the state)."""
+
+    def _train_function(self, iterator):
+        """What ``fit`` calls as ``model.train_function`` while the monitor watches."""
+        plain, recording = self._functions
+        if not self._expected:  # a call this monitor did not prepare: fit raised earlier
+            if self.model.train_function == self._train_function:
+                self.model.train_function = plain
+            return plain(iterator)
+        self._expected = False
+        self._calls += 1
+        if not self._recording:
+            return plain(iterator)
+        with self._hook.installed(loss_owner=self.model.optimizer):
+            logs = recording(iterator)
+        if self._hook.failure is not None:
+            self._fail(self._hook.failure)
+        return logs
+
+    def _detach(self):
+        """Give the model back its own train function and stop watching the optimizer."""
+        self._in_fit = self._expected = False
+        if self._functions is not None and self.model.train_function == self._train_function:
+            self.model.train_function = self._functions[0]
+        if self._hook is not None and WATCHERS.get(self._hook.optimizer) is self:
+            del WATCHERS[self._hook.optimizer]
+
+    def _fail(self, error):
+        if self._failed:
+            return
+        self._failed = True
+        try:
+            self._collect()  # keep what was recorded before the failure
+        except Exception:  # noqa: BLE001
+            pass
+        self._detach()
+        warnings.warn(f"GradientMonitor stopped recording after an internal error "
+                      f"({type(error).__name__}: {error}); training goes on without it",
+                      RuntimeWarning, stacklevel=3)
+
+    def _read_device(self):
+        if not self._failed:
+            self._guarded_collect()
+
+    @guarded
+    def _guarded_collect(self):
+        self._collect()
+
+    def _rebuild(self, model, key, capacity):
+        optimizer, every_in_graph, jit_compile, variables = key
+        if self._hook is not None:
+            self._collect()
+        if self._model_id != id(model):  # records of another model do not continue
+            self._records = Records()
+            self._model_id = id(model)
+        if self.log_dir is not None and self._writer is None:
+            self._writer = SummaryWriter(self.log_dir)
+        # An unbuilt model has no variables yet: the hook binds to those of the first
+        # optimizer step it traces.
+        self._hook = OptimizerHook(
+            optimizer, every_in_graph, capacity, variables=variables or None,
+            track_nonfinite=self.stop_on_nonfinite, histograms=self.histograms,
+            jit_compile=jit_compile,
+        )
+        self._names = self._functions = None
+
+    def _collect(self):
+        """Move the records waiting on the device into the Python lists."""
+        hook = self._hook
+        if hook is None or not hook.bound:
+            return
+        if self._names is None:
+            self._names = unique_paths(hook.variables)
+            self._records.add_variables(self._names)
+        rows, bins = hook.drain()
+        if self._schedule is not None:
+            self._schedule.unread = 0
+        records = decode_rows(rows, hook.optimizer, hook.num_variables)
+        if records is None:
+            return
+        self._records.extend(records, self._names)
+        if self._writer is not None:
+            self._writer.write(self._names, records, bins)
