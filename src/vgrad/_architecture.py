@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+from vgrad._layers import ATTENTION_CLASSES, layer_kind
 
 #: Optimizers that scale each step by a running gradient statistic (their update
 #: ratio stays near the learning rate whatever the gradient's size).
@@ -82,7 +83,7 @@ def _operations(model):
     return found
 
 
-def activation_name(layer):
+def hidden_activation_name(layer):
     """The hidden activation a layer applies, lower case, or ``None`` (linear or none)."""
     name = type(layer).__name__
     if name in _ACTIVATION_CLASSES:
@@ -113,7 +114,7 @@ def architecture(model):
             names.append(type(wrapped).__name__)
     weighted = [i for i, layer in enumerate(layers) if layer.weights]
     output_side = weighted[-1] if weighted else len(layers)
-    activations = {activation_name(layer) for layer in layers[:output_side]} - {None}
+    activations = {hidden_activation_name(layer) for layer in layers[:output_side]} - {None}
     merges = [type(o).__name__ for o in _operations(model)] + names
     return Architecture(
         activations=frozenset(activations),
@@ -126,19 +127,14 @@ def architecture(model):
     )
 
 
-def _kind(layer):
-    name = type(layer).__name__
-    if name in _ATTENTION:
+def _leaf_kind(layer):
+    """:func:`vgrad._layers.layer_kind`, with attention layers and any kernel layer named."""
+    if isinstance(layer, ATTENTION_CLASSES) or type(layer).__name__ in _ATTENTION:
         return "attention"
-    if name in _BATCH_NORM or name in _OTHER_NORM:
-        return "normalization"
-    if name in _RECURRENT or hasattr(layer, "cell"):
+    kind = layer_kind(layer)
+    if kind == "other" and (type(layer).__name__ in _RECURRENT or hasattr(layer, "cell")):
         return "recurrent"
-    if name == "Embedding":
-        return "embedding"
-    if name.startswith(("Conv", "DepthwiseConv", "SeparableConv")):
-        return "conv"
-    return "dense" if hasattr(layer, "kernel") else "other"
+    return "dense" if kind == "other" and hasattr(layer, "kernel") else kind
 
 
 def _owner(model, path):
@@ -171,5 +167,5 @@ def main_weights(model, paths):
         layer = _owner(model, path) if model is not None else None
         if model is None and not path.endswith("/kernel"):
             continue
-        found[path] = "dense" if layer is None else _kind(layer)
+        found[path] = "dense" if layer is None else _leaf_kind(layer)
     return found

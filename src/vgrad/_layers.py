@@ -27,7 +27,7 @@ _CONV = _classes("Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspo
                  "SeparableConv2D")
 _NORMALIZATION = _classes("BatchNormalization", "LayerNormalization", "GroupNormalization",
                           "RMSNormalization")
-_ATTENTION = _classes("MultiHeadAttention", "GroupQueryAttention")
+ATTENTION_CLASSES = _classes("MultiHeadAttention", "GroupQueryAttention")
 _KINDS = (("conv", _CONV), ("dense", _DENSE), ("embedding", _classes("Embedding")),
           ("normalization", _NORMALIZATION), ("recurrent", (keras.layers.RNN,)))
 
@@ -50,7 +50,9 @@ def _sublayers(layer):
     return list(flatten(include_self=False, recursive=False)) if flatten else []
 
 
-def _kind(layer):
+def layer_kind(layer):
+    """The kind of a leaf layer by its class: "conv", "dense", "embedding",
+    "normalization", "recurrent" or "other"."""
     return next((kind for kind, classes in _KINDS if isinstance(layer, classes)), "other")
 
 
@@ -86,11 +88,11 @@ def _walk(layer, name, inherited_kind, found):
         for sublayer in layer.layers:
             _walk(sublayer, f"{prefix}{sublayer.name}", inherited_kind, found)
         return
-    kind = _kind(layer)
-    if kind == "other" or isinstance(layer, _ATTENTION):
+    kind = layer_kind(layer)
+    if kind == "other" or isinstance(layer, ATTENTION_CLASSES):
         sublayers = [s for s in _sublayers(layer) if s.trainable_variables]
         if sublayers:
-            inner_kind = "attention" if isinstance(layer, _ATTENTION) else inherited_kind
+            inner_kind = "attention" if isinstance(layer, ATTENTION_CLASSES) else inherited_kind
             for sublayer in sublayers:
                 _walk(sublayer, f"{name}/{sublayer.name}", inner_kind, found)
             covered = {id(v) for s in sublayers for v in s.trainable_variables}

@@ -70,7 +70,7 @@ class ResolvedLoss:
     y: np.ndarray
 
 
-def activation_name(layer):
+def own_activation_name(layer):
     """Name of a layer's own activation (``"linear"`` when it has none)."""
     if isinstance(layer, keras.layers.Softmax):
         return "softmax"

@@ -30,7 +30,7 @@ from vgrad._cache import cached, compile_probe
 from vgrad._checks import check_array, check_flag, check_model, check_same_length
 from vgrad._forward import tapped_forward
 from vgrad._layers import weight_layers
-from vgrad._losses import Output, activation_name, output_layer, resolve_loss
+from vgrad._losses import Output, output_layer, own_activation_name, resolve_loss
 from vgrad._numerics import dense_gradient, scaled_norms
 from vgrad._state import restoring_state
 from vgrad.stats import ActivationStats, activation_kind, layer_statistics
@@ -103,7 +103,7 @@ def _output(model, x):
         else:
             shape = tuple(model(tf.constant(x[:1]), training=False).shape[1:])
         layer = output_layer(model)
-        return Output(shape, activation_name(layer), layer.name)
+        return Output(shape, own_activation_name(layer), layer.name)
 
     return cached(model, ("output",), build)
 
