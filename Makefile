@@ -60,10 +60,13 @@ pdf-tools:
 demo: install
 	$(BIN)/python -m vgrad demo
 
-## make benchmark: probe and monitor overheads, each a ratio measured side by side (A/B alternated, medians)
+## make benchmark: probe, diagnose and monitor overheads, each a ratio measured side by side (A/B
+## alternated, medians), and the verdicts on the test zoo (confusion matrix)
 benchmark: install
 	$(BIN)/python benchmarks/probe_speed.py
+	$(BIN)/python benchmarks/diagnose_cost.py
 	$(BIN)/python benchmarks/monitor_overhead.py
+	$(BIN)/python benchmarks/verdict_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache
