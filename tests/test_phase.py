@@ -79,6 +79,9 @@ def test_default_configs_cover_the_regimes(digits, capsys):
     (x_train, y_train), _ = digits
     assert len(vgrad.DEPTH_SWEEP_CONFIGS) == 7
     sweep = vgrad.depth_sweep(vgrad.DEPTH_SWEEP_CONFIGS, (8,), x_train[:128], y_train[:128], width=32)
+    assert capsys.readouterr().out == ""  # a library function prints nothing unless asked
+    vgrad.depth_sweep(vgrad.DEPTH_SWEEP_CONFIGS, (2,), x_train[:16], y_train[:16], width=4,
+                      verbose=True)
     assert len(capsys.readouterr().out.splitlines()) == 7  # one progress line per configuration
     ratio = dict(zip(sweep.labels, sweep.measured[:, 0]))
     assert ratio["sigmoid / glorot"] < ratio["tanh / standard"] < ratio["relu / glorot"] < 0.2
@@ -104,3 +107,5 @@ def test_bad_input_is_refused(batch):
         vgrad.depth_sweep(SMALL_CONFIGS, (2,), x, y[:-1])
     with pytest.raises(ValueError, match="x must be a"):
         vgrad.depth_sweep(SMALL_CONFIGS, (2,), x[0], y)
+    with pytest.raises(TypeError, match="verbose must be True or False"):
+        vgrad.depth_sweep(SMALL_CONFIGS, (2,), x, y, verbose="yes")
