@@ -7,7 +7,7 @@ import warnings
 from vgrad._callback_guard import guarded
 from vgrad._checks import check_count, check_flag, check_path
 from vgrad._monitor_base import WATCHERS, MonitorBase
-from vgrad._optimizer_hook import check_optimizer
+from vgrad._hook_columns import check_optimizer
 from vgrad._records import LISTS, TABLES, Records, recorded
 from vgrad._step_log import StepSchedule
 
@@ -152,8 +152,8 @@ class GradientMonitor(MonitorBase):
         if isinstance(owner, MonitorBase):  # left by a fit that raised
             plain = owner._functions[0]
         if self._functions is None or self._functions[0] is not plain:
-            model.make_train_function(force=True)
-            self._functions = (plain, model.train_function)
+            self._functions = (plain, self._make_recording_function(model))
+        self._hook.attach()  # on JAX, the records join the optimizer state fit gathers
         model.train_function = self._train_function
         WATCHERS[optimizer] = self
         self._in_fit, self._calls, self._expected = True, 0, False
@@ -173,8 +173,7 @@ class GradientMonitor(MonitorBase):
         # Only with stop_on_nonfinite=True (then async_safe is False: this runs in order).
         if not (self.stop_on_nonfinite and self._recording and self._hook.bound):
             return
-        if bool(self._hook.nonfinite_seen.numpy()):
-            self._hook.nonfinite_seen.assign(False)
+        if self._hook.take_nonfinite():
             self.model.stop_training = True
             self._collect()
             bad_steps = [s for s, bad in zip(self._records.steps, self._records.nonfinite) if bad]
@@ -190,6 +189,8 @@ class GradientMonitor(MonitorBase):
     def on_train_end(self, logs=None):
         self._read_device()
         self._detach()
+        if self._hook is not None:
+            self._hook.release()
         if self._writer is not None:
             self._writer.flush()
 
