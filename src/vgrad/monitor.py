@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 from vgrad._callback_guard import guarded
 from vgrad._checks import check_count, check_flag, check_path
 from vgrad._monitor_base import WATCHERS, MonitorBase
@@ -105,6 +106,10 @@ class GradientMonitor(MonitorBase):
         self.stop_on_nonfinite = check_flag("stop_on_nonfinite", stop_on_nonfinite)
         if self.histograms and self.log_dir is None:
             raise ValueError("histograms=True needs a log_dir to write them to")
+        if self.histograms and keras.backend.backend() != "tensorflow":
+            raise ValueError(f"histograms=True is available on the TensorFlow backend only "
+                             f"(this process runs Keras on {keras.backend.backend()!r}); "
+                             "use histograms=False there")
         # Keras may run on_train_batch_end in a worker thread, after the step, when every
         # callback is async-safe; ours does nothing then unless it must stop training.
         self.async_safe = not self.stop_on_nonfinite
