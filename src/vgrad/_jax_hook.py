@@ -49,6 +49,9 @@ class JaxOptimizerHook:
         if not variables:
             raise ValueError("GradientMonitor on JAX needs a built model (its variables "
                              "exist when fit starts); build it before fit")
+        if model.optimizer is not optimizer:
+            raise ValueError(f"GradientMonitor on JAX watches a plain optimizer, not a "
+                             f"{type(model.optimizer).__name__} (e.g. LossScaleOptimizer)")
         self.optimizer = optimizer
         self.model = model
         self.every = every

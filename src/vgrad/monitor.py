@@ -26,6 +26,15 @@ class GradientMonitor(MonitorBase):
     ``jit_compile=True`` and ``tf.distribute.MirroredStrategy`` (then the norms are
     those of the gradient summed over the replicas, which the optimizer applies).
 
+    On Keras's JAX backend (``KERAS_BACKEND=jax``) the monitor works the same way: its
+    records travel through the jitted step as extra optimizer variables, written with
+    ``keras.ops``, added to the optimizer when ``fit`` starts and removed when it ends.
+    There, ``loss`` is the change of the model's loss tracker across the step (the
+    batch's mean loss, as Keras tracks it), ``histograms=True`` is refused, and
+    TensorBoard scalars are written from the records on the host (no TensorFlow op in
+    the step; the TensorFlow package is imported only when ``log_dir`` is given).
+    ``MirroredStrategy`` and ``LossScaleOptimizer`` are TensorFlow-only here.
+
     A monitor never breaks the training it watches: an internal failure detaches it
     with one ``RuntimeWarning`` naming the cause, and what was recorded is kept.
 
@@ -40,7 +49,7 @@ class GradientMonitor(MonitorBase):
     histograms : bool, default False
         Also write ``gradient/<path>`` histograms (needs ``log_dir``): each gradient is
         binned inside the compiled step (XLA included), in 30 equal bins over
-        ``[-max |g|, max |g|]``.
+        ``[-max |g|, max |g|]``. TensorFlow backend only (a ``ValueError`` elsewhere).
     stop_on_nonfinite : bool, default False
         Set ``model.stop_training = True`` after a recorded step with a non-finite
         gradient, as ``keras.callbacks.TerminateOnNaN`` does for the loss.
