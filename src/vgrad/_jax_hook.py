@@ -4,8 +4,8 @@ backend, with ``keras.ops`` only (no TensorFlow op in the step).
 The JAX trainer is functional: ``train_step(state, data)`` calls
 ``optimizer.stateless_apply``, which runs ``optimizer.apply`` inside a
 ``StatelessScope`` (under ``jit``). The records therefore travel as optimizer
-variables (a ring buffer of rows, the steps, a row count and a count of non-finite
-rows), added to the optimizer for the duration of a ``fit`` (:meth:`attach`,
+variables (a ring buffer of rows, their steps and losses, a row count and a count of
+non-finite rows), added to the optimizer for the duration of a ``fit`` (:meth:`attach`,
 :meth:`release`) and written with ``keras.ops``, as Keras's ``LossScaleOptimizer``
 keeps its state. Python reads them after ``model.jax_state_sync()``.
 
@@ -31,6 +31,12 @@ __all__ = ["JaxOptimizerHook"]
 def _half_square(tensor):
     tensor = ops.cast(tensor, "float32")
     return ops.sum(ops.square(tensor)) / 2.0
+
+
+def _half_squares(tensors):
+    """``[sum(t**2) / 2]`` of each of ``tensors``, as a float32 vector: one reduction per
+    tensor (a segment sum over the concatenated tensors measured slower on CPU)."""
+    return ops.stack([_half_square(t) for t in tensors])
 
 
 class JaxOptimizerHook:
@@ -71,10 +77,12 @@ class JaxOptimizerHook:
                                          trainable=False, name="buffer")
             self.steps = keras.Variable(np.zeros((capacity,), np.int32), trainable=False,
                                         name="steps")
+            self.losses = keras.Variable(np.zeros((capacity,), np.float32), trainable=False,
+                                         name="losses")
             self.count = keras.Variable(np.zeros((), np.int32), trainable=False, name="count")
             self.nonfinite_count = keras.Variable(np.zeros((), np.int32), trainable=False,
                                                   name="nonfinite_count")
-        self._own = [self.buffer, self.steps, self.count, self.nonfinite_count]
+        self._own = [self.buffer, self.steps, self.losses, self.count, self.nonfinite_count]
         self._columns = {id(v): i for i, v in enumerate(self.variables)}
 
     bound = True
@@ -136,15 +144,13 @@ class JaxOptimizerHook:
             [state[3][p] for p in positions], [new_state[3][p] for p in positions])
         loss = (new_total - total) / ops.maximum(new_count - count, 1e-30)
         variables = list(self.optimizer.variables)
-        buffer_at, count_at = _index(variables, self.buffer), _index(variables, self.count)
+        losses_at, count_at = _index(variables, self.losses), _index(variables, self.count)
         optimizer_state = list(new_state[2])
-        rows, written, old_count = (optimizer_state[buffer_at], optimizer_state[count_at],
-                                    state[2][count_at])
-        index = ops.mod(written - 1, self.capacity)
-        row = ops.take(rows, index, axis=0)
-        row = ops.where(ops.arange(row.shape[0]) == LOSS, ops.cast(loss, row.dtype), row)
-        updated = ops.slice_update(rows, (index, 0), row[None])
-        optimizer_state[buffer_at] = ops.where(written > old_count, updated, rows)
+        written, old_count = optimizer_state[count_at], state[2][count_at]
+        # The row this step wrote, or else the next free one (which no read reaches).
+        index = ops.mod(written - ops.cast(written > old_count, "int32"), self.capacity)
+        optimizer_state[losses_at] = ops.slice_update(
+            optimizer_state[losses_at], (index,), ops.cast(loss, "float32")[None])
         return (new_state[0], new_state[1], optimizer_state, *new_state[3:])
 
     @contextlib.contextmanager
@@ -178,17 +184,15 @@ class JaxOptimizerHook:
             # Row layout of _hook_columns: step (kept apart, in ``steps``), max |g|, loss.
             head = [ops.zeros((), "float32"), self._max_abs(gradients),
                     ops.convert_to_tensor(np.nan, "float32")]
-            gradient_halves = [ops.zeros((), "float32") if g is None else _half_square(g)
-                               for g in gradients]
-            weight_halves = [_half_square(w) for w in before]
+            gradients = [ops.zeros((), "float32") if g is None else g for g in gradients]
         except Exception as error:  # noqa: BLE001
             self.failure = error
             return original_apply(grads, trainable_variables)
         result = original_apply(grads, trainable_variables)
         try:
-            update_halves = [_half_square(ops.convert_to_tensor(v.value) - w)
-                             for v, w in zip(self.variables, before)]
-            self._write(step, ops.stack(head + gradient_halves + weight_halves + update_halves))
+            updates = [ops.convert_to_tensor(v.value) - w for v, w in zip(self.variables, before)]
+            halves = _half_squares(gradients + before + updates)
+            self._write(step, ops.concatenate([ops.stack(head), halves]))
         except Exception as error:  # noqa: BLE001
             self.failure = error
         return result
@@ -238,6 +242,7 @@ class JaxOptimizerHook:
         self.drained = count
         rows = np.asarray(self.buffer.value, np.float64)[indices]
         rows[:, 0] = np.asarray(self.steps.value, np.int64)[indices]
+        rows[:, LOSS] = np.asarray(self.losses.value, np.float64)[indices]
         return rows, None
 
 
