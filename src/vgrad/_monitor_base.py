@@ -12,9 +12,8 @@ import weakref
 
 import keras
 from vgrad._callback_guard import guarded
-from vgrad._optimizer_hook import OptimizerHook, decode_rows
+from vgrad._hook_columns import decode_rows
 from vgrad._records import Records, unique_paths
-from vgrad._summaries import SummaryWriter
 
 #: {optimizer: the monitor watching it during a fit}.
 WATCHERS = weakref.WeakKeyDictionary()
@@ -23,19 +22,23 @@ WATCHERS = weakref.WeakKeyDictionary()
 class MonitorBase(keras.callbacks.Callback):
     """Internal methods of :class:`vgrad.GradientMonitor` (see there for the state)."""
 
-    def _train_function(self, iterator):
-        """What ``fit`` calls as ``model.train_function`` while the monitor watches."""
+    def _train_function(self, *arguments):
+        """What ``fit`` calls as ``model.train_function`` while the monitor watches
+        (``(iterator)`` on TensorFlow, ``(state, iterator)`` on JAX)."""
         plain, recording = self._functions
+        # ``self.model`` would sync the JAX state here, between the fit gathering it and
+        # the step donating it; the model itself is ``self._model``.
+        model = self._model
         if not self._expected:  # a call this monitor did not prepare: fit raised earlier
-            if self.model.train_function == self._train_function:
-                self.model.train_function = plain
-            return plain(iterator)
+            if model.train_function == self._train_function:
+                model.train_function = plain
+            return plain(*arguments)
         self._expected = False
         self._calls += 1
         if not self._recording:
-            return plain(iterator)
-        with self._hook.installed(loss_owner=self.model.optimizer):
-            logs = recording(iterator)
+            return plain(*arguments)
+        with self._hook.installed(loss_owner=model.optimizer):
+            logs = recording(*arguments)
         if self._hook.failure is not None:
             self._fail(self._hook.failure)
         return logs
@@ -73,19 +76,35 @@ class MonitorBase(keras.callbacks.Callback):
         optimizer, every_in_graph, jit_compile, variables = key
         if self._hook is not None:
             self._collect()
+            self._hook.release()
         if self._model_id != id(model):  # records of another model do not continue
             self._records = Records()
             self._model_id = id(model)
         if self.log_dir is not None and self._writer is None:
+            from vgrad._summaries import SummaryWriter  # imports TensorFlow (not in the step)
+
             self._writer = SummaryWriter(self.log_dir)
-        # An unbuilt model has no variables yet: the hook binds to those of the first
-        # optimizer step it traces.
-        self._hook = OptimizerHook(
-            optimizer, every_in_graph, capacity, variables=variables or None,
-            track_nonfinite=self.stop_on_nonfinite, histograms=self.histograms,
-            jit_compile=jit_compile,
-        )
+        options = dict(variables=variables or None, track_nonfinite=self.stop_on_nonfinite,
+                       histograms=self.histograms, jit_compile=jit_compile)
+        if keras.backend.backend() == "jax":
+            from vgrad._jax_hook import JaxOptimizerHook
+
+            self._hook = JaxOptimizerHook(optimizer, every_in_graph, capacity, model=model,
+                                          **options)
+        else:
+            from vgrad._optimizer_hook import OptimizerHook
+
+            # An unbuilt model has no variables yet: the hook binds to those of the
+            # first optimizer step it traces.
+            self._hook = OptimizerHook(optimizer, every_in_graph, capacity, **options)
         self._names = self._functions = None
+
+    def _make_recording_function(self, model):
+        """A second train function of ``model``, traced while the hook is installed."""
+        if keras.backend.backend() == "jax":
+            return self._hook.recording_function()
+        model.make_train_function(force=True)
+        return model.train_function
 
     def _collect(self):
         """Move the records waiting on the device into the Python lists."""

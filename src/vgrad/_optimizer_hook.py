@@ -232,6 +232,19 @@ class OptimizerHook:
                 tf.logical_or(self.nonfinite_seen, tf.logical_not(tf.math.is_finite(gradient_sum)))
             )
 
+    def take_nonfinite(self):
+        """Whether a non-finite gradient was recorded since the last call."""
+        if not bool(self.nonfinite_seen.numpy()):
+            return False
+        self.nonfinite_seen.assign(False)
+        return True
+
+    def attach(self):
+        """Nothing to do: the buffers are TensorFlow variables of their own."""
+
+    def release(self):
+        """Nothing to do (see :meth:`attach`)."""
+
     def drain(self):
         """Return ``(rows, bins)`` written since the last drain, oldest first, as arrays
         (``bins`` None without histograms)."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 from vgrad._callback_guard import guarded
 from vgrad._checks import check_count, check_flag, check_path
 from vgrad._monitor_base import WATCHERS, MonitorBase
-from vgrad._optimizer_hook import check_optimizer
+from vgrad._hook_columns import check_optimizer
 from vgrad._records import LISTS, TABLES, Records, recorded
 from vgrad._step_log import StepSchedule
 
@@ -25,6 +26,15 @@ class GradientMonitor(MonitorBase):
     ``jit_compile=True`` and ``tf.distribute.MirroredStrategy`` (then the norms are
     those of the gradient summed over the replicas, which the optimizer applies).
 
+    On Keras's JAX backend (``KERAS_BACKEND=jax``) the monitor works the same way: its
+    records travel through the jitted step as extra optimizer variables, written with
+    ``keras.ops``, added to the optimizer when ``fit`` starts and removed when it ends.
+    There, ``loss`` is the change of the model's loss tracker across the step (the
+    batch's mean loss, as Keras tracks it), ``histograms=True`` is refused, and
+    TensorBoard scalars are written from the records on the host (no TensorFlow op in
+    the step; the TensorFlow package is imported only when ``log_dir`` is given).
+    ``MirroredStrategy`` and ``LossScaleOptimizer`` are TensorFlow-only here.
+
     A monitor never breaks the training it watches: an internal failure detaches it
     with one ``RuntimeWarning`` naming the cause, and what was recorded is kept.
 
@@ -39,7 +49,7 @@ class GradientMonitor(MonitorBase):
     histograms : bool, default False
         Also write ``gradient/<path>`` histograms (needs ``log_dir``): each gradient is
         binned inside the compiled step (XLA included), in 30 equal bins over
-        ``[-max |g|, max |g|]``.
+        ``[-max |g|, max |g|]``. TensorFlow backend only (a ``ValueError`` elsewhere).
     stop_on_nonfinite : bool, default False
         Set ``model.stop_training = True`` after a recorded step with a non-finite
         gradient, as ``keras.callbacks.TerminateOnNaN`` does for the loss.
@@ -105,6 +115,10 @@ class GradientMonitor(MonitorBase):
         self.stop_on_nonfinite = check_flag("stop_on_nonfinite", stop_on_nonfinite)
         if self.histograms and self.log_dir is None:
             raise ValueError("histograms=True needs a log_dir to write them to")
+        if self.histograms and keras.backend.backend() != "tensorflow":
+            raise ValueError(f"histograms=True is available on the TensorFlow backend only "
+                             f"(this process runs Keras on {keras.backend.backend()!r}); "
+                             "use histograms=False there")
         # Keras may run on_train_batch_end in a worker thread, after the step, when every
         # callback is async-safe; ours does nothing then unless it must stop training.
         self.async_safe = not self.stop_on_nonfinite
@@ -152,8 +166,8 @@ class GradientMonitor(MonitorBase):
         if isinstance(owner, MonitorBase):  # left by a fit that raised
             plain = owner._functions[0]
         if self._functions is None or self._functions[0] is not plain:
-            model.make_train_function(force=True)
-            self._functions = (plain, model.train_function)
+            self._functions = (plain, self._make_recording_function(model))
+        self._hook.attach()  # on JAX, the records join the optimizer state fit gathers
         model.train_function = self._train_function
         WATCHERS[optimizer] = self
         self._in_fit, self._calls, self._expected = True, 0, False
@@ -173,8 +187,7 @@ class GradientMonitor(MonitorBase):
         # Only with stop_on_nonfinite=True (then async_safe is False: this runs in order).
         if not (self.stop_on_nonfinite and self._recording and self._hook.bound):
             return
-        if bool(self._hook.nonfinite_seen.numpy()):
-            self._hook.nonfinite_seen.assign(False)
+        if self._hook.take_nonfinite():
             self.model.stop_training = True
             self._collect()
             bad_steps = [s for s, bad in zip(self._records.steps, self._records.nonfinite) if bad]
@@ -190,6 +203,8 @@ class GradientMonitor(MonitorBase):
     def on_train_end(self, logs=None):
         self._read_device()
         self._detach()
+        if self._hook is not None:
+            self._hook.release()
         if self._writer is not None:
             self._writer.flush()
 

@@ -1,0 +1,254 @@
+"""Record gradient and update norms inside a Keras optimizer's ``apply`` on the JAX
+backend, with ``keras.ops`` only (no TensorFlow op in the step).
+
+The JAX trainer is functional: ``train_step(state, data)`` calls
+``optimizer.stateless_apply``, which runs ``optimizer.apply`` inside a
+``StatelessScope`` (under ``jit``). The records therefore travel as optimizer
+variables (a ring buffer of rows, their steps and losses, a row count and a count of
+non-finite rows), added to the optimizer for the duration of a ``fit`` (:meth:`attach`,
+:meth:`release`) and written with ``keras.ops``, as Keras's ``LossScaleOptimizer``
+keeps its state. Python reads them after ``model.jax_state_sync()``.
+
+The loss of a recorded step is the change of the model's loss tracker (its total over
+its count) across ``train_step``: the loss is not visible inside ``apply``, and taking
+it from ``scale_loss`` would leak a value out of ``jax.value_and_grad``'s trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+import keras
+from keras import ops
+
+from vgrad._hook_columns import LOSS, NUM_FIXED
+
+__all__ = ["JaxOptimizerHook"]
+
+
+def _half_square(tensor):
+    tensor = ops.cast(tensor, "float32")
+    return ops.sum(ops.square(tensor)) / 2.0
+
+
+def _half_squares(tensors):
+    """``[sum(t**2) / 2]`` of each of ``tensors``, as a float32 vector: one reduction per
+    tensor (a segment sum over the concatenated tensors measured slower on CPU)."""
+    return ops.stack([_half_square(t) for t in tensors])
+
+
+class JaxOptimizerHook:
+    """Record norms of ``optimizer``'s trainable ``variables`` of ``model`` every
+    ``every`` steps (``every`` in the step; the monitor switches functions otherwise).
+
+    Same interface as :class:`vgrad._optimizer_hook.OptimizerHook`, plus
+    :meth:`recording_function`, :meth:`attach` and :meth:`release`.
+    """
+
+    def __init__(self, optimizer, every, capacity, *, model, variables=None,
+                 track_nonfinite=False, histograms=False, jit_compile=False):
+        if histograms:
+            raise ValueError("GradientMonitor(histograms=True) is not available on the "
+                             "JAX backend; use histograms=False there")
+        if not variables:
+            raise ValueError("GradientMonitor on JAX needs a built model (its variables "
+                             "exist when fit starts); build it before fit")
+        if model.optimizer is not optimizer:
+            raise ValueError(f"GradientMonitor on JAX watches a plain optimizer, not a "
+                             f"{type(model.optimizer).__name__} (e.g. LossScaleOptimizer)")
+        self.optimizer = optimizer
+        self.model = model
+        self.every = every
+        self.capacity = capacity
+        self.track_nonfinite = track_nonfinite
+        self.histograms = False
+        self.jit_compile = jit_compile
+        self.track_max = bool(optimizer.clipvalue)
+        self.failure = None
+        self.drained = 0
+        self._nonfinite_read = 0
+        self.variables = list(variables)
+        self.num_variables = len(self.variables)
+        width = NUM_FIXED + 3 * self.num_variables
+        with keras.name_scope("vgrad_monitor"):
+            self.buffer = keras.Variable(np.zeros((capacity, width), np.float32),
+                                         trainable=False, name="buffer")
+            self.steps = keras.Variable(np.zeros((capacity,), np.int32), trainable=False,
+                                        name="steps")
+            self.losses = keras.Variable(np.zeros((capacity,), np.float32), trainable=False,
+                                         name="losses")
+            self.count = keras.Variable(np.zeros((), np.int32), trainable=False, name="count")
+            self.nonfinite_count = keras.Variable(np.zeros((), np.int32), trainable=False,
+                                                  name="nonfinite_count")
+        self._own = [self.buffer, self.steps, self.losses, self.count, self.nonfinite_count]
+        self._columns = {id(v): i for i, v in enumerate(self.variables)}
+
+    bound = True
+
+    def matches(self, optimizer, every, jit_compile, variables):
+        """Whether this hook records ``variables`` of ``optimizer`` as asked."""
+        return ((self.optimizer, self.every, self.jit_compile) == (optimizer, every, jit_compile)
+                and [id(v) for v in self.variables] == [id(v) for v in variables])
+
+    # -- the optimizer state ---------------------------------------------------------
+
+    def attach(self):
+        """Add the record variables to the optimizer's state (before the fit gathers it)."""
+        state = self.optimizer._variables
+        for variable in self._own:
+            if not any(variable is v for v in state):
+                state.append(variable)
+
+    def release(self):
+        """Remove the record variables from the optimizer (after the state is synced)."""
+        state = self.optimizer._variables
+        for index in reversed(range(len(state))):
+            if any(state[index] is v for v in self._own):
+                del state[index]
+
+    def _sync(self):
+        sync = getattr(self.model, "jax_state_sync", None)
+        if sync is not None:
+            sync()
+
+    # -- the step ----------------------------------------------------------------------
+
+    def recording_function(self):
+        """The model's train function, made anew around a step that also writes the
+        loss of each recorded step (jitted when the model is)."""
+        model = self.model
+        step = self._train_step
+        if not model.run_eagerly and model.jit_compile:
+            import jax  # the JAX backend is running: jax is installed
+
+            step = jax.jit(step, donate_argnums=0)
+        return model._make_function(step)
+
+    def _train_step(self, state, data):
+        logs, new_state = self.model.train_step(state, data)
+        try:
+            new_state = self._write_loss(state, new_state)
+        except Exception as error:  # noqa: BLE001 - a monitor must not break training
+            self.failure = error
+        return logs, new_state
+
+    def _write_loss(self, state, new_state):
+        tracker = getattr(self.model, "_loss_tracker", None)
+        metrics = list(self.model.metrics_variables)
+        positions = [_index(metrics, v) for v in getattr(tracker, "variables", ())]
+        if tracker is None or len(positions) != 2 or None in positions:
+            return new_state
+        (total, count), (new_total, new_count) = (
+            [state[3][p] for p in positions], [new_state[3][p] for p in positions])
+        loss = (new_total - total) / ops.maximum(new_count - count, 1e-30)
+        variables = list(self.optimizer.variables)
+        losses_at, count_at = _index(variables, self.losses), _index(variables, self.count)
+        optimizer_state = list(new_state[2])
+        written, old_count = optimizer_state[count_at], state[2][count_at]
+        # The row this step wrote, or else the next free one (which no read reaches).
+        index = ops.mod(written - ops.cast(written > old_count, "int32"), self.capacity)
+        optimizer_state[losses_at] = ops.slice_update(
+            optimizer_state[losses_at], (index,), ops.cast(loss, "float32")[None])
+        return (new_state[0], new_state[1], optimizer_state, *new_state[3:])
+
+    @contextlib.contextmanager
+    def installed(self, loss_owner=None):
+        """Patch ``optimizer.apply`` for the duration of the block."""
+        original_apply = self.optimizer.apply
+
+        def apply(grads, trainable_variables=None):
+            return self._apply(original_apply, grads, trainable_variables)
+
+        object.__setattr__(self.optimizer, "apply", apply)
+        try:
+            yield self
+        finally:
+            object.__delattr__(self.optimizer, "apply")
+
+    def _apply(self, original_apply, grads, trainable_variables=None):
+        grads = list(grads)
+        if self.failure is not None:
+            return original_apply(grads, trainable_variables)
+        try:
+            if trainable_variables is None:
+                trainable_variables = self.optimizer._trainable_variables
+            gradients = [None] * self.num_variables
+            for gradient, variable in zip(grads, trainable_variables):
+                column = self._columns.get(id(variable))
+                if column is not None and gradient is not None:
+                    gradients[column] = gradient
+            step = ops.convert_to_tensor(self.optimizer.iterations)
+            before = [ops.convert_to_tensor(v.value) for v in self.variables]
+            # Row layout of _hook_columns: step (kept apart, in ``steps``), max |g|, loss.
+            head = [ops.zeros((), "float32"), self._max_abs(gradients),
+                    ops.convert_to_tensor(np.nan, "float32")]
+            gradients = [ops.zeros((), "float32") if g is None else g for g in gradients]
+        except Exception as error:  # noqa: BLE001
+            self.failure = error
+            return original_apply(grads, trainable_variables)
+        result = original_apply(grads, trainable_variables)
+        try:
+            updates = [ops.convert_to_tensor(v.value) - w for v, w in zip(self.variables, before)]
+            halves = _half_squares(gradients + before + updates)
+            self._write(step, ops.concatenate([ops.stack(head), halves]))
+        except Exception as error:  # noqa: BLE001
+            self.failure = error
+        return result
+
+    def _max_abs(self, gradients):
+        present = [g for g in gradients if g is not None]
+        if not (self.track_max and present):
+            return ops.zeros((), "float32")
+        return ops.max(ops.stack([ops.max(ops.abs(ops.cast(g, "float32"))) for g in present]))
+
+    def _write(self, step, values):
+        count = ops.convert_to_tensor(self.count.value)
+        index = ops.mod(count, self.capacity)
+        # An unrecorded step writes the next free row, which only a recorded step counts.
+        self.buffer.assign(ops.slice_update(self.buffer.value, (index, 0), values[None]))
+        self.steps.assign(ops.slice_update(self.steps.value, (index,),
+                                           ops.cast(step, "int32")[None]))
+        due = ops.equal(ops.mod(step, self.every), 0) if self.every > 1 else True
+        self.count.assign(count + ops.cast(due, "int32"))
+        if self.track_nonfinite:
+            gradient_sum = ops.sum(values[NUM_FIXED : NUM_FIXED + self.num_variables])
+            bad = ops.logical_and(due, ops.logical_not(ops.isfinite(gradient_sum)))
+            self.nonfinite_count.assign(self.nonfinite_count.value + ops.cast(bad, "int32"))
+
+    # -- reads -------------------------------------------------------------------------
+
+    def take_nonfinite(self):
+        """Whether a non-finite row was written since the last call."""
+        self._sync()
+        seen = int(np.asarray(self.nonfinite_count.value))
+        new, self._nonfinite_read = seen > self._nonfinite_read, seen
+        return new
+
+    def drain(self):
+        """Return ``(rows, None)``: the rows written since the last drain, oldest first,
+        as a float64 array whose first column is the step."""
+        self._sync()
+        count = int(np.asarray(self.count.value))
+        pending = count - self.drained
+        if pending > self.capacity:
+            raise RuntimeError(
+                f"GradientMonitor lost {pending - self.capacity} records: its buffer of "
+                f"{self.capacity} rows filled before it was read")
+        if pending <= 0:
+            return np.zeros((0, self.buffer.shape[1])), None
+        indices = np.arange(self.drained, count) % self.capacity
+        self.drained = count
+        rows = np.asarray(self.buffer.value, np.float64)[indices]
+        rows[:, 0] = np.asarray(self.steps.value, np.int64)[indices]
+        rows[:, LOSS] = np.asarray(self.losses.value, np.float64)[indices]
+        return rows, None
+
+
+def _index(items, item):
+    """Position of ``item`` in ``items`` by identity, else None."""
+    for position, candidate in enumerate(items):
+        if candidate is item:
+            return position
+    return None

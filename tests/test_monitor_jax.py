@@ -1,0 +1,205 @@
+"""GradientMonitor under KERAS_BACKEND=jax: the same norms as under TensorFlow (computed
+in a TensorFlow subprocess from the same weights and batches), the batch loss, every,
+update ratios, non-finite steps, the optimizer left as found, and diagnose(monitor).
+
+Run in its own process: ``KERAS_BACKEND=jax python -m pytest tests/test_monitor_jax.py``.
+Elsewhere it skips, unless ``VGRAD_REQUIRE_JAX=1`` (set by ``make test``), then it fails.
+"""
+
+import math
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import keras
+
+if keras.backend.backend() != "jax":
+    _MESSAGE = (f"test_monitor_jax.py needs KERAS_BACKEND=jax (this process runs Keras on "
+                f"{keras.backend.backend()!r})")
+    if os.environ.get("VGRAD_REQUIRE_JAX") == "1":
+        pytest.fail(_MESSAGE, pytrace=False)
+    pytest.skip(_MESSAGE, allow_module_level=True)
+
+import vgrad  # noqa: E402
+from jax_reference import BATCH, LOSS, MODELS, NUM_STEPS, records  # noqa: E402
+
+#: Global clip norm of the equality runs: between the models' gradient norms, so that
+#: some recorded steps are clipped and some are not.
+CLIP = 1.2
+
+
+@pytest.fixture(scope="module")
+def batches():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(BATCH * NUM_STEPS, 8, 8, 1)).astype("float32")
+    y = rng.integers(0, 10, size=BATCH * NUM_STEPS).astype("int32")
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def weights():
+    out = {}
+    for index, (name, build) in enumerate(MODELS.items()):
+        keras.utils.set_random_seed(index)
+        out[name] = build().get_weights()
+    return out
+
+
+@pytest.fixture(scope="module")
+def tensorflow_records(tmp_path_factory, batches, weights):
+    """The records of each model under TensorFlow, from a subprocess."""
+    folder = tmp_path_factory.mktemp("jax_reference")
+    x, y = batches
+    arrays = {"x": x, "y": y, "global_clipnorm": np.array(CLIP)}
+    for name, values in weights.items():
+        arrays.update({f"{name}/weight_{i}": w for i, w in enumerate(values)})
+    np.savez(folder / "weights.npz", **arrays)
+    environment = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    script = Path(__file__).with_name("jax_reference.py")
+    subprocess.run([sys.executable, str(script), str(folder / "weights.npz"),
+                    str(folder / "records.npz")], check=True, env=environment, timeout=300)
+    result = np.load(folder / "records.npz")
+    assert str(result["backend"]) == "tensorflow"
+    return result
+
+
+def relative_difference(a, b):
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-30)))
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_first_norms_equal_tensorflow(name, batches, weights, tensorflow_records):
+    ours = records(name, weights[name], *batches, CLIP)
+    theirs = {key: tensorflow_records[f"{name}/{key}"]
+              for key in ("history", "global_norm", "clipped", "steps", "loss")}
+    assert ours["steps"].tolist() == theirs["steps"].tolist() == list(range(NUM_STEPS))
+    first = relative_difference(ours["history"][0], theirs["history"][0])
+    print(f"{name}: max relative difference of the first recorded norms {first:.2e}")
+    assert first <= 1e-5
+    assert relative_difference(ours["global_norm"][0], theirs["global_norm"][0]) <= 1e-5
+    # Later steps start from weights that already differ by rounding.
+    assert relative_difference(ours["history"], theirs["history"]) <= 1e-3
+    assert ours["clipped"].tolist() == theirs["clipped"].tolist()
+    assert relative_difference(ours["loss"], theirs["loss"]) <= 1e-4
+
+
+def test_clipping_flags_are_mixed_in_the_equality_runs(tensorflow_records):
+    """The flags compared above are not all equal, so their agreement means something."""
+    flags = np.concatenate([tensorflow_records[f"{name}/clipped"] for name in MODELS])
+    assert flags.any() and not flags.all()
+
+
+def compiled_mlp(seed=0, optimizer=None):
+    keras.utils.set_random_seed(seed)
+    model = MODELS["mlp"]()
+    model.compile(optimizer or keras.optimizers.SGD(0.05), LOSS)
+    return model
+
+
+def test_loss_is_the_loss_of_the_recorded_batch(batches):
+    x, y = batches
+    model = compiled_mlp()
+    expected = [float(LOSS(y[:BATCH], model(x[:BATCH], training=True)))]
+    monitor = vgrad.GradientMonitor()
+    model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor])
+    assert monitor.loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_every_update_ratio_and_weight_norm(batches):
+    x, y = batches
+    model = compiled_mlp()
+    before = {v.path: np.array(v.numpy()) for v in model.trainable_variables}
+    monitor = vgrad.GradientMonitor(every=2)
+    model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor])
+    after = {v.path: np.array(v.numpy()) for v in model.trainable_variables}
+    kernel = model.trainable_variables[0].path  # the first Dense kernel
+    expected_ratio = np.linalg.norm(after[kernel] - before[kernel]) / np.linalg.norm(before[kernel])
+    assert monitor.update_ratio[kernel] == pytest.approx([expected_ratio], rel=1e-4)
+    assert monitor.weight_norm[kernel] == pytest.approx([np.linalg.norm(before[kernel])], rel=1e-5)
+    model.fit(x, y, batch_size=BATCH // 2, epochs=1, shuffle=False, verbose=0,
+              callbacks=[monitor])  # steps 1..6: records 2, 4, 6
+    assert monitor.steps == [0, 2, 4, 6]
+    assert set(monitor.history) == set(before)
+    assert all(len(norms) == 4 for norms in monitor.history.values())
+
+
+def test_nonfinite_gradient_is_recorded_and_stops_training(batches):
+    x, y = batches
+    x = x.copy()
+    x[BATCH + 1, 0, 0, 0] = np.inf  # the second batch
+    model = compiled_mlp()
+    monitor = vgrad.GradientMonitor(stop_on_nonfinite=True)
+    with pytest.warns(RuntimeWarning, match="non-finite gradient at step"):
+        model.fit(x, y, batch_size=BATCH, epochs=3, shuffle=False, verbose=0,
+                  callbacks=[monitor])
+    assert monitor.steps == [0, 1]
+    assert monitor.nonfinite == [False, True] and monitor.num_nonfinite == 1
+    assert not math.isfinite(monitor.global_norm[1])
+
+
+def test_clipping_flags_follow_the_threshold(batches):
+    x, y = batches
+    for clip, expected in ((1e-3, True), (1e3, False)):
+        model = compiled_mlp(optimizer=keras.optimizers.SGD(0.05, global_clipnorm=clip))
+        monitor = vgrad.GradientMonitor()
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[monitor])
+        assert monitor.clipped == [expected] * NUM_STEPS
+
+
+def test_optimizer_left_as_found_and_steps_continue(batches):
+    x, y = batches
+    model = compiled_mlp(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+    paths = [v.path for v in model.optimizer.variables]
+    monitor = vgrad.GradientMonitor()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no internal failure
+        for _ in range(2):
+            model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor])
+            assert [v.path for v in model.optimizer.variables] == paths
+            model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)  # without the monitor
+    assert monitor.steps == [3, 4, 5, 9, 10, 11]
+    assert int(model.optimizer.iterations.numpy()) == 15
+
+
+def test_diagnose_reads_the_monitor(batches):
+    x, y = batches
+    model = compiled_mlp()
+    monitor = vgrad.GradientMonitor()
+    model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[monitor])
+    report = vgrad.diagnose(monitor)
+    assert isinstance(report, vgrad.Diagnosis)
+    assert "sequential" in str(report)
+
+
+def test_tensorboard_scalars_are_written(batches, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    x, y = batches
+    model = compiled_mlp()
+    monitor = vgrad.GradientMonitor(log_dir=tmp_path)
+    model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor])
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [e.step for e in events.Scalars("gradient_norm/global")] == [0, 1, 2]
+    assert [e.value for e in events.Scalars("gradient_norm/global")] == pytest.approx(
+        monitor.global_norm, rel=1e-6)
+
+
+def test_histograms_are_refused_on_jax(tmp_path):
+    with pytest.raises(ValueError, match="TensorFlow backend only"):
+        vgrad.GradientMonitor(log_dir=tmp_path, histograms=True)
+
+
+def test_tensorflow_only_entry_points_name_the_backend():
+    from vgrad._backend import require_tensorflow
+
+    with pytest.raises(RuntimeError, match="'jax'.*GradientMonitor and vgrad.diagnose"):
+        require_tensorflow("gradient_norms")
