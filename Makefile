@@ -19,9 +19,11 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 
 install: $(VENV)/.installed
 
-## make test: install, then every test, the notebook included (pytest --nbval)
+## make test: install, then every test, the notebook included (pytest --nbval), and the
+## GradientMonitor tests under Keras's JAX backend in a process of their own
 test: install
 	$(BIN)/python -m pytest tests --nbval $(NOTEBOOK)
+	KERAS_BACKEND=jax VGRAD_REQUIRE_JAX=1 $(BIN)/python -m pytest tests/test_monitor_jax.py
 
 ## make test-fast: the unit tests without the slow ones
 test-fast: install

@@ -198,8 +198,30 @@ def test_histograms_are_refused_on_jax(tmp_path):
         vgrad.GradientMonitor(log_dir=tmp_path, histograms=True)
 
 
-def test_tensorflow_only_entry_points_name_the_backend():
-    from vgrad._backend import require_tensorflow
+@pytest.mark.parametrize("name", ["gradient_norms", "backprop_rms", "measure", "diagnose"])
+def test_tensorflow_only_entry_points_name_the_backend(name, batches):
+    x, y = batches
+    model = compiled_mlp()
+    with pytest.raises(RuntimeError, match=r"needs Keras's TensorFlow backend.*'jax'.*"
+                                           r"GradientMonitor and vgrad.diagnose\(monitor\)"):
+        getattr(vgrad, name)(model, x[:BATCH], y[:BATCH])
+    with pytest.raises(RuntimeError, match="vgrad.activation_stats needs"):
+        vgrad.activation_stats(model, x[:BATCH])
 
-    with pytest.raises(RuntimeError, match="'jax'.*GradientMonitor and vgrad.diagnose"):
-        require_tensorflow("gradient_norms")
+
+def test_private_keras_apis_the_jax_hook_relies_on():
+    # A Keras release may drop any of these without notice; vgrad._jax_hook needs them
+    # to keep its records in the optimizer's state inside the jitted step.
+    model = compiled_mlp()
+    callback = keras.callbacks.Callback()
+    callback.set_model(model)
+    missing = [api for api, present in [
+        ("Optimizer._variables (a list the optimizer state is built from)",
+         isinstance(getattr(model.optimizer, "_variables", None), list)),
+        ("JAXTrainer._make_function(step)", callable(getattr(model, "_make_function", None))),
+        ("Trainer._loss_tracker (total and count of the loss)",
+         hasattr(getattr(model, "_loss_tracker", None), "result")),
+        ("Callback._model (the model without a JAX state sync)", callback._model is model),
+    ] if not present]
+    assert not missing, (f"Keras {keras.__version__} changed private APIs that "
+                         f"vgrad._jax_hook uses: {missing}; adapt vgrad/_jax_hook.py")

@@ -1,5 +1,12 @@
 """Graph-side pieces of the optimizer hook: norms of dense and sparse gradients, the
-updates an optimizer writes through its ``assign*`` calls, and where a step runs."""
+updates an optimizer writes through its ``assign*`` calls, and where a step runs.
+
+Speed notes: one ``L2Loss`` per tensor is the cheapest reduction here, because each
+runs as soon as its gradient exists, overlapping the rest of back-propagation; fused
+alternatives (stack, concat plus segment sum, an XLA kernel) wait for the last
+gradient and lengthen the step. A ``tf.cond`` around the optimizer update costs a
+small model ~8% even on unrecorded steps, so the update always runs outside conds.
+"""
 
 from __future__ import annotations
 

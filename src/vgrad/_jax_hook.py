@@ -28,15 +28,10 @@ from vgrad._hook_columns import LOSS, NUM_FIXED
 __all__ = ["JaxOptimizerHook"]
 
 
-def _half_square(tensor):
-    tensor = ops.cast(tensor, "float32")
-    return ops.sum(ops.square(tensor)) / 2.0
-
-
 def _half_squares(tensors):
     """``[sum(t**2) / 2]`` of each of ``tensors``, as a float32 vector: one reduction per
     tensor (a segment sum over the concatenated tensors measured slower on CPU)."""
-    return ops.stack([_half_square(t) for t in tensors])
+    return ops.stack([ops.sum(ops.square(ops.cast(t, "float32"))) / 2.0 for t in tensors])
 
 
 class JaxOptimizerHook:

@@ -5,13 +5,8 @@ function, hence around its tracing), ``optimizer.apply`` is replaced on the inst
 so the training step reduces each gradient to its squared norm in the graph that
 computed it, before clipping, and writes one row per recorded step into a device-side
 ring buffer that Python reads in batches (:meth:`OptimizerHook.drain`). Outside the
-context the optimizer is untouched, also when ``fit`` raises.
-
-Speed notes: one ``L2Loss`` per tensor is the cheapest reduction here, because each
-runs as soon as its gradient exists, overlapping the rest of back-propagation; fused
-alternatives (stack, concat plus segment sum, an XLA kernel) wait for the last
-gradient and lengthen the step. A ``tf.cond`` around the optimizer update costs a
-small model ~8% even on unrecorded steps, so the update always runs outside conds.
+context the optimizer is untouched, also when ``fit`` raises. (Why the step is built the
+way it is: the speed notes of :mod:`vgrad._hook_ops`.)
 """
 
 from __future__ import annotations
@@ -22,14 +17,12 @@ import threading
 import numpy as np
 import tensorflow as tf
 
-from vgrad._hook_columns import (
-    HISTOGRAM_BINS, NUM_FIXED, check_optimizer, copies_weights_for, decode_rows,
-)
+from vgrad._hook_columns import HISTOGRAM_BINS, NUM_FIXED, copies_weights_for
 from vgrad._hook_ops import (
     bin_gradients, capture_updates, dense, distributed_context, half_squares, total, visible,
 )
 
-__all__ = ["OptimizerHook", "check_optimizer", "decode_rows"]
+__all__ = ["OptimizerHook"]
 
 
 class OptimizerHook:
@@ -60,9 +53,7 @@ class OptimizerHook:
         if variables:
             self.bind(variables)
 
-    @property
-    def bound(self):
-        return self.variables is not None
+    bound = property(lambda self: self.variables is not None, doc="Whether variables are fixed.")
 
     def bind(self, variables):
         """Fix the recorded variables and create the buffers (eagerly, also mid-trace)."""
@@ -125,9 +116,9 @@ class OptimizerHook:
             self.failure = error
             return original_apply(grads, trainable_variables)
         step, due, before, copies, writes = plan
+        deltas = None
         if copies:
             original_apply(grads, trainable_variables)
-            deltas = None
         else:
             # Each assign waits for the norm of the weight it overwrites, so it writes in
             # place instead of copying. Waiting for the gradient norms instead would hold
@@ -233,17 +224,15 @@ class OptimizerHook:
             )
 
     def take_nonfinite(self):
-        """Whether a non-finite gradient was recorded since the last call."""
-        if not bool(self.nonfinite_seen.numpy()):
-            return False
+        """Whether a non-finite gradient was recorded since the last call (then reset)."""
+        seen = bool(self.nonfinite_seen.numpy())
         self.nonfinite_seen.assign(False)
-        return True
+        return seen
 
     def attach(self):
         """Nothing to do: the buffers are TensorFlow variables of their own."""
 
-    def release(self):
-        """Nothing to do (see :meth:`attach`)."""
+    release = attach
 
     def drain(self):
         """Return ``(rows, bins)`` written since the last drain, oldest first, as arrays
@@ -251,10 +240,8 @@ class OptimizerHook:
         count = int(self.count.numpy())
         pending = count - self.drained
         if pending > self.capacity:
-            raise RuntimeError(
-                f"GradientMonitor lost {pending - self.capacity} records: its buffer of "
-                f"{self.capacity} rows filled before it was read"
-            )
+            raise RuntimeError(f"GradientMonitor lost {pending - self.capacity} records: its "
+                               f"buffer of {self.capacity} rows filled before it was read")
         if pending <= 0:
             return np.zeros((0, self.buffer.shape[1])), None
         indices = tf.constant([i % self.capacity for i in range(self.drained, count)])

@@ -14,11 +14,12 @@ from dataclasses import replace
 import keras
 
 from vgrad import policy
+from vgrad._backend import require_tensorflow
 from vgrad._architecture import architecture, leaf_layers
 from vgrad._deprecated import renamed_keywords
 from vgrad._monitor_verdict import MONITOR_ATTRIBUTES, diagnose_monitor
 from vgrad.findings import Diagnosis, LayerFinding
-from vgrad.policy import ADVICE, EXPLODING_RATIO, VANISHING_RATIO  # noqa: F401 (re-exported)
+from vgrad.policy import ADVICE  # noqa: F401 (re-exported)
 
 __all__ = ["diagnose", "Diagnosis", "LayerFinding", "ADVICE"]
 
@@ -213,8 +214,7 @@ def diagnose(subject, x=None, y=None, *, loss=None):
     Raises
     ------
     TypeError
-        If ``subject`` is neither a keras.Model nor monitor-like, if ``x``/``y`` are
-        missing for a model or given with a monitor.
+        If ``subject`` is neither a model nor monitor-like, or ``x``/``y`` do not fit it.
     ValueError
         For a bad batch (non-finite ``x`` or ``y``, lengths, shapes, labels) or an empty monitor.
 
@@ -236,6 +236,7 @@ def diagnose(subject, x=None, y=None, *, loss=None):
     'vanishing'
     """
     if isinstance(subject, keras.Model):
+        require_tensorflow("diagnose(model, x, y)")
         if x is None or y is None:
             raise TypeError("diagnose(model, x, y) needs the input batch x and the targets y")
         return _diagnose_model(subject, x, y, loss)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from vgrad._backend import require_tensorflow
 from vgrad._batch import build_on, check_features, model_inputs, spurious_axes
 from vgrad._cache import cached, compile_probe
 from vgrad._checks import check_array, check_flag, check_model, check_same_length
@@ -211,6 +212,7 @@ def measure(model, x, y, *, loss=None, training=True):
         For a model that is not a ``keras.Model``, non-numeric, empty or non-finite
         ``x``/``y``, mismatched lengths or shapes, or targets that fit no loss.
     """
+    require_tensorflow("measure")
     check_model(model)
     training = check_flag("training", training)
     x = check_features(model, x)

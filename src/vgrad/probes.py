@@ -7,9 +7,8 @@ never changes the model and repeated calls reuse the traced graph.
 
 from __future__ import annotations
 
+from vgrad._backend import require_tensorflow
 from vgrad._deprecated import renamed_names
-from vgrad._numerics import scaled_norm  # noqa: F401  re-exported until callers move
-from vgrad._state import restoring_state  # noqa: F401  re-exported until callers move
 from vgrad.measurement import measure
 from vgrad.tables import LayerDict
 
@@ -51,6 +50,7 @@ def gradient_norms(model, x, y, *, loss=None, training=True):
     >>> norms["dense_1"] / norms["dense_20"]  # doctest: +SKIP
     1.2e-11
     """
+    require_tensorflow("gradient_norms")
     measurement = measure(model, x, y, loss=loss, training=training)
     norms = LayerDict(
         (layer.name, layer.gradient_norm) for layer in measurement.weight_layers
@@ -94,6 +94,7 @@ def backprop_rms(model, x, y, *, loss=None, training=True):
     Glorot, X. & Bengio, Y. (2010). Understanding the difficulty of training deep
     feedforward neural networks. AISTATS.
     """
+    require_tensorflow("backprop_rms")
     measurement = measure(model, x, y, loss=loss, training=training)
     if not measurement.backprop:
         raise ValueError(measurement.notes[0] if measurement.notes else

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from vgrad._backend import require_tensorflow
 from vgrad._batch import build_on, check_features
 from vgrad._checks import check_flag
 from vgrad._cache import cached, compile_probe
@@ -124,6 +125,7 @@ def activation_stats(model, x, *, training=True):
     TypeError, ValueError
         For an empty batch, a wrong feature count, or a model without hidden activations.
     """
+    require_tensorflow("activation_stats")
     x = check_features(model, x)
     training = check_flag("training", training)
     build_on(model, x)
