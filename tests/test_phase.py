@@ -50,7 +50,10 @@ def test_sweep_matches_the_measurement_of_one_net(small_sweep, digits):
     model = vgrad.build_mlp(6, 16, activation="sigmoid", seed=0)
     norms = vgrad.backprop_rms(model, x_train[:64], y_train[:64])
     assert small_sweep.measured[1, 1] == pytest.approx(norms["dense_1"] / norms["dense_6"], rel=1e-5)
+    # the prediction of the same net sits in the same cell, and within half a decade of
+    # the measurement (an independent check: theory against the tape)
     assert small_sweep.predicted[1, 1] == vgrad.predicted_backprop_ratios(model, x_train[:64])["dense_1"]
+    assert abs(np.log10(small_sweep.measured[1, 1] / small_sweep.predicted[1, 1])) < 0.5
 
 
 def test_measured_ratio_is_backprop_rms_and_leaves_batch_norm_alone(batch):

@@ -21,10 +21,10 @@ def ax():
 
 
 def data_lines(axes, style="-"):
-    """Data lines of one style (measured or predicted curves; not markers or reference lines)."""
+    """Data lines of one style (measured or predicted curves); reference lines are dotted
+    and non-finite markers have no line, so neither matches a solid or dashed style."""
     return [line for line in axes.get_lines()
-            if line.get_linestyle() == style and not line.get_label().startswith("_ref")
-            and line.get_label() not in ("inf or nan", "zero")]
+            if line.get_linestyle() == style and line.get_label() not in ("inf or nan", "zero")]
 
 
 def legend_texts(axes):

@@ -91,3 +91,27 @@ def check_same_length(x, y):
         raise ValueError(
             f"x and y must have the same number of examples; got len(x)={len(x)}, y shape {y.shape}"
         )
+
+
+#: Seeds go to ``numpy.random.SeedSequence``, scikit-learn's ``random_state`` and Keras.
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed, *, allow_none=False):
+    """Return ``seed`` as an int in ``[0, 2**32)`` (or ``None`` where allowed).
+
+    Raises
+    ------
+    TypeError
+        If ``seed`` is not an integer (``bool`` included), or ``None`` where not allowed.
+    ValueError
+        If ``seed`` is negative or not below ``2**32``.
+    """
+    accepted = "an int in [0, 2**32)" + (" or None" if allow_none else "")
+    if seed is None and allow_none:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be {accepted}, got {seed!r}")
+    if not 0 <= seed < SEED_LIMIT:
+        raise ValueError(f"seed must be {accepted}, got {seed!r}")
+    return int(seed)

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 
 from vgrad._checks import check_count
-from vgrad._seeds import check_seed
+from vgrad._checks import check_seed
 
 
 def load_digits(seed=0, test_fraction=0.2):

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from vgrad._checks import check_count
 from vgrad._deprecated import renamed_keywords, renamed_names
-from vgrad._seeds import check_seed
+from vgrad._checks import check_seed
 from vgrad.models import keras_activation
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import keras
 
 from vgrad._checks import check_count, check_flag
-from vgrad._seeds import check_seed, spawn_seeds
+from vgrad._checks import check_seed
+from vgrad._seeds import spawn_seeds
 
 #: Activation names suggested in error messages (any Keras identifier works).
 COMMON_ACTIVATIONS = (

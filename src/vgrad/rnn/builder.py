@@ -10,7 +10,8 @@ import keras
 
 from vgrad._checks import check_count
 from vgrad._deprecated import renamed_keywords
-from vgrad._seeds import check_seed, spawn_seeds
+from vgrad._checks import check_seed
+from vgrad._seeds import spawn_seeds
 from vgrad.models import keras_activation
 
 #: ``cell=`` names accepted by :func:`build_rnn`, and the Keras layer each builds.
