@@ -35,7 +35,7 @@ from vgrad._losses import Output, output_layer, own_activation_name, resolve_los
 from vgrad._numerics import dense_gradient, scaled_norms
 from vgrad._state import restoring_state
 from vgrad.stats import ActivationStats, activation_kind, layer_statistics
-from vgrad.tables import LayerDict, format_number
+from vgrad.tables import LayerDict, format_number, format_table
 
 
 @dataclass(frozen=True)
@@ -72,16 +72,12 @@ class Measurement:
         lines = [f"model {self.model_name!r}: loss {format_number(self.loss, '.4g')} "
                  f"({self.loss_name}; {self.loss_source})"
                  + ("" if self.forward_finite else "; the forward pass is NOT finite")]
-        width = max([len(layer.name) for layer in self.weight_layers] + [len("weight layer")])
-        lines.append(f"\n{'weight layer':<{width}}  {'class':<20} {'kind':<13} {'activation':<10} "
-                     f"{'grad norm':>10} {'weight norm':>11}")
-        for layer in self.weight_layers:
-            lines.append(
-                f"{layer.name:<{width}}  {layer.class_name:<20} {layer.kind:<13} "
-                f"{layer.activation or '':<10} {format_number(layer.gradient_norm, '.3e'):>10} "
-                f"{format_number(layer.weight_norm, '.3e'):>11}"
-                + ("  all zero" if layer.zero_weights else "")
-            )
+        rows = [(layer.name, layer.class_name, layer.kind, layer.activation or "",
+                 layer.gradient_norm, layer.weight_norm, "all zero" if layer.zero_weights else "")
+                for layer in self.weight_layers]
+        lines += ["", format_table(
+            rows, ["weight layer", "class", "kind", "activation", "grad norm", "weight norm", ""],
+            align="<<<<>><")]
         for title, table in (("back-propagated gradient RMS at activation inputs", self.backprop),
                              ("gradient RMS at residual block inputs", self.block_backprop),
                              ("activations", self.activations)):
