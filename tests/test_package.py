@@ -1,4 +1,5 @@
 from importlib.metadata import version
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,9 @@ def test_docstring_examples_run(module_name):
     names = {name: getattr(vgrad, name) for name in vgrad.__all__}
     result = doctest.testmod(module, extraglobs=names, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0, result
+
+
+def test_every_public_name_is_listed_in_the_readme():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [name for name in vgrad.__all__ if f"`{name}`" not in readme]
+    assert missing == [], f"public names missing from README.md: {missing}"
