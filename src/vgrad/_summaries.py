@@ -141,9 +141,9 @@ def _encode(names, records, tables, first):
             scalars[:, 2 + with_loss::2] = records["ratio"][chosen]
         filled[:, scalar_slots] = scalars.view(np.uint8)
         if tables is not None:
+            width = tables.shape[2] * tables.shape[3] * 8
             contents = np.ascontiguousarray(tables[chosen], "<f8").view(np.uint8)
-            contents = contents.reshape(len(chosen), len(names), -1)
-            width = contents.shape[2]
+            contents = contents.reshape(len(chosen), len(names), width)
             for column, start in enumerate(tensor_starts):
                 filled[:, start:start + width] = contents[:, column]
         for position, index in enumerate(chosen.tolist()):
@@ -195,4 +195,6 @@ def _bin_tables(max_abs, bins):
     half_width = np.where(np.isfinite(max_abs) & (max_abs > 0), max_abs, 1.0)
     fractions = np.linspace(-1.0, 1.0, bins.shape[-1] + 1)
     edges = half_width[..., None] * fractions
-    return np.stack([edges[..., :-1], edges[..., 1:], bins], axis=-1).astype(np.float64)
+    tables = np.empty((*bins.shape, 3))
+    tables[..., 0], tables[..., 1], tables[..., 2] = edges[..., :-1], edges[..., 1:], bins
+    return tables
