@@ -3,11 +3,14 @@ backend, with ``keras.ops`` only (no TensorFlow op in the step).
 
 The JAX trainer is functional: ``train_step(state, data)`` calls
 ``optimizer.stateless_apply``, which runs ``optimizer.apply`` inside a
-``StatelessScope`` (under ``jit``). The records therefore travel as optimizer
-variables (a ring buffer of rows, their steps and losses, a row count and a count of
-non-finite rows), added to the optimizer for the duration of a ``fit`` (:meth:`attach`,
-:meth:`release`) and written with ``keras.ops``, as Keras's ``LossScaleOptimizer``
-keeps its state. Python reads them after ``model.jax_state_sync()``.
+``StatelessScope`` (under ``jit``). The records (a ring buffer of rows, their steps and
+losses, a row count, a count of non-finite rows) therefore travel through the jitted
+step as optimizer state written with ``keras.ops``, as Keras's ``LossScaleOptimizer``
+keeps its state, but only in the calls that record: the recording function appends
+them to the state ``fit`` passes and takes them out of the state it returns (the
+optimizer lists them as variables only during that call, for the trace). The model's
+own train function, the unrecorded steps and the optimizer after ``fit`` never carry
+them, and Python reads them without a state sync.
 
 The loss of a recorded step is the change of the model's loss tracker (its total over
 its count) across ``train_step``: the loss is not visible inside ``apply``, and taking
@@ -24,14 +27,9 @@ import keras
 from keras import ops
 
 from vgrad._hook_columns import LOSS, NUM_FIXED
+from vgrad._jax_ops import index_of, max_abs, norm_halves
 
 __all__ = ["JaxOptimizerHook"]
-
-
-def _half_squares(tensors):
-    """``[sum(t**2) / 2]`` of each of ``tensors``, as a float32 vector: one reduction per
-    tensor (a segment sum over the concatenated tensors measured slower on CPU)."""
-    return ops.stack([ops.sum(ops.square(ops.cast(t, "float32"))) / 2.0 for t in tensors])
 
 
 class JaxOptimizerHook:
@@ -39,7 +37,7 @@ class JaxOptimizerHook:
     ``every`` steps (``every`` in the step; the monitor switches functions otherwise).
 
     Same interface as :class:`vgrad._optimizer_hook.OptimizerHook`, plus
-    :meth:`recording_function`, :meth:`attach` and :meth:`release`.
+    :meth:`recording_function`.
     """
 
     def __init__(self, optimizer, every, capacity, *, model, variables=None,
@@ -60,24 +58,19 @@ class JaxOptimizerHook:
         self.track_nonfinite = track_nonfinite
         self.histograms = False
         self.jit_compile = jit_compile
-        self.track_max = bool(optimizer.clipvalue)
-        self.failure = None
-        self.drained = 0
-        self._nonfinite_read = 0
+        self.track_max = bool(optimizer.clipvalue)  # only clipvalue needs max |g|
+        self.failure, self.drained, self._nonfinite_read = None, 0, 0
         self.variables = list(variables)
         self.num_variables = len(self.variables)
         width = NUM_FIXED + 3 * self.num_variables
+        specs = [("buffer", (capacity, width), np.float32), ("steps", (capacity,), np.int32),
+                 ("losses", (capacity,), np.float32), ("count", (), np.int32),
+                 ("nonfinite_count", (), np.int32)]
         with keras.name_scope("vgrad_monitor"):
-            self.buffer = keras.Variable(np.zeros((capacity, width), np.float32),
-                                         trainable=False, name="buffer")
-            self.steps = keras.Variable(np.zeros((capacity,), np.int32), trainable=False,
-                                        name="steps")
-            self.losses = keras.Variable(np.zeros((capacity,), np.float32), trainable=False,
-                                         name="losses")
-            self.count = keras.Variable(np.zeros((), np.int32), trainable=False, name="count")
-            self.nonfinite_count = keras.Variable(np.zeros((), np.int32), trainable=False,
-                                                  name="nonfinite_count")
-        self._own = [self.buffer, self.steps, self.losses, self.count, self.nonfinite_count]
+            self._own = [keras.Variable(np.zeros(shape, dtype), trainable=False, name=name)
+                         for name, shape, dtype in specs]
+        self.buffer, self.steps, self.losses, self.count, self.nonfinite_count = self._own
+        self._records = None  # their values after the last recording call
         self._columns = {id(v): i for i, v in enumerate(self.variables)}
 
     bound = True
@@ -87,39 +80,54 @@ class JaxOptimizerHook:
         return ((self.optimizer, self.every, self.jit_compile) == (optimizer, every, jit_compile)
                 and [id(v) for v in self.variables] == [id(v) for v in variables])
 
-    # -- the optimizer state ---------------------------------------------------------
-
-    def attach(self):
-        """Add the record variables to the optimizer's state (before the fit gathers it)."""
+    @contextlib.contextmanager
+    def _attached(self):
+        """Make the record variables the last optimizer variables for the block (the
+        recording step's trace maps them to the state positions they are given)."""
         state = self.optimizer._variables
-        for variable in self._own:
-            if not any(variable is v for v in state):
-                state.append(variable)
+        count = len(state)
+        state.extend(self._own)
+        try:
+            yield
+        finally:
+            del state[count:]
 
-    def release(self):
-        """Remove the record variables from the optimizer (after the state is synced)."""
-        state = self.optimizer._variables
-        for index in reversed(range(len(state))):
-            if any(state[index] is v for v in self._own):
-                del state[index]
+    def records(self):
+        """The current values of the record variables (arrays; zeros at first, not the
+        variables' own arrays, which the first recording step would donate)."""
+        if self._records is None:
+            return [np.zeros(v.shape, v.dtype) for v in self._own]
+        return self._records
 
-    def _sync(self):
-        sync = getattr(self.model, "jax_state_sync", None)
-        if sync is not None:
-            sync()
+    def _run(self, function, state, *arguments):
+        """Call ``function`` with the records appended to the optimizer state of
+        ``state``; keep them from the state it returns, and return the rest."""
+        trainable, non_trainable, optimizer_state, *rest = state
+        extended = (trainable, non_trainable, [*optimizer_state, *self.records()], *rest)
+        with self._attached():
+            logs, new_state = function(extended, *arguments)
+        trainable, non_trainable, optimizer_state, *rest = new_state
+        split = len(optimizer_state) - len(self._own)
+        self._records = list(optimizer_state[split:])
+        return logs, (trainable, non_trainable, list(optimizer_state[:split]), *rest)
 
     # -- the step ----------------------------------------------------------------------
 
     def recording_function(self):
         """The model's train function, made anew around a step that also writes the
-        loss of each recorded step (jitted when the model is)."""
+        loss of each recorded step (jitted when the model is), called with the records
+        in the optimizer state."""
         model = self.model
-        step = self._train_step
+
+        def step(state, data):  # a new function: jit's cache must not reuse another trace
+            return self._train_step(state, data)
+
         if not model.run_eagerly and model.jit_compile:
             import jax  # the JAX backend is running: jax is installed
 
             step = jax.jit(step, donate_argnums=0)
-        return model._make_function(step)
+        function = model._make_function(step)
+        return lambda state, *arguments: self._run(function, state, *arguments)
 
     def _train_step(self, state, data):
         logs, new_state = self.model.train_step(state, data)
@@ -132,14 +140,14 @@ class JaxOptimizerHook:
     def _write_loss(self, state, new_state):
         tracker = getattr(self.model, "_loss_tracker", None)
         metrics = list(self.model.metrics_variables)
-        positions = [_index(metrics, v) for v in getattr(tracker, "variables", ())]
+        positions = [index_of(metrics, v) for v in getattr(tracker, "variables", ())]
         if tracker is None or len(positions) != 2 or None in positions:
             return new_state
         (total, count), (new_total, new_count) = (
             [state[3][p] for p in positions], [new_state[3][p] for p in positions])
         loss = (new_total - total) / ops.maximum(new_count - count, 1e-30)
         variables = list(self.optimizer.variables)
-        losses_at, count_at = _index(variables, self.losses), _index(variables, self.count)
+        losses_at, count_at = index_of(variables, self.losses), index_of(variables, self.count)
         optimizer_state = list(new_state[2])
         written, old_count = optimizer_state[count_at], state[2][count_at]
         # The row this step wrote, or else the next free one (which no read reaches).
@@ -177,26 +185,22 @@ class JaxOptimizerHook:
             step = ops.convert_to_tensor(self.optimizer.iterations)
             before = [ops.convert_to_tensor(v.value) for v in self.variables]
             # Row layout of _hook_columns: step (kept apart, in ``steps``), max |g|, loss.
-            head = [ops.zeros((), "float32"), self._max_abs(gradients),
+            head = [ops.zeros((), "float32"),
+                    max_abs(gradients) if self.track_max else ops.zeros((), "float32"),
                     ops.convert_to_tensor(np.nan, "float32")]
-            gradients = [ops.zeros((), "float32") if g is None else g for g in gradients]
+            gradients = [ops.zeros(v.shape, "float32") if g is None else g
+                         for g, v in zip(gradients, self.variables)]
         except Exception as error:  # noqa: BLE001
             self.failure = error
             return original_apply(grads, trainable_variables)
         result = original_apply(grads, trainable_variables)
         try:
-            updates = [ops.convert_to_tensor(v.value) - w for v, w in zip(self.variables, before)]
-            halves = _half_squares(gradients + before + updates)
+            after = [ops.convert_to_tensor(v.value) for v in self.variables]
+            halves = norm_halves(gradients, before, after)
             self._write(step, ops.concatenate([ops.stack(head), halves]))
         except Exception as error:  # noqa: BLE001
             self.failure = error
         return result
-
-    def _max_abs(self, gradients):
-        present = [g for g in gradients if g is not None]
-        if not (self.track_max and present):
-            return ops.zeros((), "float32")
-        return ops.max(ops.stack([ops.max(ops.abs(ops.cast(g, "float32"))) for g in present]))
 
     def _write(self, step, values):
         count = ops.convert_to_tensor(self.count.value)
@@ -216,16 +220,15 @@ class JaxOptimizerHook:
 
     def take_nonfinite(self):
         """Whether a non-finite row was written since the last call."""
-        self._sync()
-        seen = int(np.asarray(self.nonfinite_count.value))
+        seen = int(np.asarray(self.records()[4]))
         new, self._nonfinite_read = seen > self._nonfinite_read, seen
         return new
 
     def drain(self):
         """Return ``(rows, None)``: the rows written since the last drain, oldest first,
         as a float64 array whose first column is the step."""
-        self._sync()
-        count = int(np.asarray(self.count.value))
+        buffer, steps, losses, count = self.records()[:4]
+        count = int(np.asarray(count))
         pending = count - self.drained
         if pending > self.capacity:
             raise RuntimeError(
@@ -235,15 +238,7 @@ class JaxOptimizerHook:
             return np.zeros((0, self.buffer.shape[1])), None
         indices = np.arange(self.drained, count) % self.capacity
         self.drained = count
-        rows = np.asarray(self.buffer.value, np.float64)[indices]
-        rows[:, 0] = np.asarray(self.steps.value, np.int64)[indices]
-        rows[:, LOSS] = np.asarray(self.losses.value, np.float64)[indices]
+        rows = np.asarray(buffer, np.float64)[indices]
+        rows[:, 0] = np.asarray(steps, np.int64)[indices]
+        rows[:, LOSS] = np.asarray(losses, np.float64)[indices]
         return rows, None
-
-
-def _index(items, item):
-    """Position of ``item`` in ``items`` by identity, else None."""
-    for position, candidate in enumerate(items):
-        if candidate is item:
-            return position
-    return None

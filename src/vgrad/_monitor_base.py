@@ -76,7 +76,6 @@ class MonitorBase(keras.callbacks.Callback):
         optimizer, every_in_graph, jit_compile, variables = key
         if self._hook is not None:
             self._collect()
-            self._hook.release()
         if self._model_id != id(model):  # records of another model do not continue
             self._records = Records()
             self._model_id = id(model)

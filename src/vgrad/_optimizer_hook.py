@@ -229,11 +229,6 @@ class OptimizerHook:
         self.nonfinite_seen.assign(False)
         return seen
 
-    def attach(self):
-        """Nothing to do: the buffers are TensorFlow variables of their own."""
-
-    release = attach
-
     def drain(self):
         """Return ``(rows, bins)`` written since the last drain, oldest first, as arrays
         (``bins`` None without histograms)."""

@@ -167,7 +167,6 @@ class GradientMonitor(MonitorBase):
             plain = owner._functions[0]
         if self._functions is None or self._functions[0] is not plain:
             self._functions = (plain, self._make_recording_function(model))
-        self._hook.attach()  # on JAX, the records join the optimizer state fit gathers
         model.train_function = self._train_function
         WATCHERS[optimizer] = self
         self._in_fit, self._calls, self._expected = True, 0, False
@@ -203,8 +202,6 @@ class GradientMonitor(MonitorBase):
     def on_train_end(self, logs=None):
         self._read_device()
         self._detach()
-        if self._hook is not None:
-            self._hook.release()
         if self._writer is not None:
             self._writer.flush()
 
