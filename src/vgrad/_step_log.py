@@ -38,6 +38,11 @@ class StepSchedule:
         self.next_step = int(step)
         self.unread = 0
 
+    def resync(self, step):
+        """Resynchronise with the optimizer's step count, keeping the count of unread
+        rows."""
+        self.next_step = int(step)
+
     def must_read(self):
         """Whether the buffer must be read before the next call, lest it overflow."""
         return self.unread + self.rows_per_call > self.capacity

@@ -88,8 +88,9 @@ class GradientMonitor(MonitorBase):
     num_clipped, num_nonfinite : int
         Number of True entries of ``clipped`` and ``nonfinite``.
 
-    The records are read from the device when ``fit`` ends an epoch, when the buffer
-    may fill, and whenever one of these attributes is read (also after ``fit`` raised).
+    The records are read from the device when ``fit`` ends (with ``log_dir``, also when
+    each epoch ends), when the buffer may fill, and whenever one of these attributes is
+    read (also during ``fit``, and after ``fit`` raised).
 
     Raises
     ------
@@ -195,9 +196,12 @@ class GradientMonitor(MonitorBase):
 
     @guarded
     def on_epoch_end(self, epoch, logs=None):
-        self._collect()
+        # The records are read when asked for; with log_dir, also here, so that
+        # TensorBoard shows them while training goes on.
+        if self._writer is not None:
+            self._collect()
         # Re-read the step: a LossScaleOptimizer skips the steps it rejects.
-        self._schedule.start(self._hook.optimizer.iterations.numpy())
+        self._schedule.resync(self._hook.optimizer.iterations.numpy())
 
     def on_train_end(self, logs=None):
         self._read_device()
