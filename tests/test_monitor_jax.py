@@ -225,3 +225,51 @@ def test_private_keras_apis_the_jax_hook_relies_on():
     ] if not present]
     assert not missing, (f"Keras {keras.__version__} changed private APIs that "
                          f"vgrad._jax_hook uses: {missing}; adapt vgrad/_jax_hook.py")
+
+
+def fitted_records(batches, every=1, **compile_options):
+    """``(steps, history)`` of a monitored fit of the MLP over six batches of 8."""
+    x, y = batches
+    keras.utils.set_random_seed(0)
+    model = MODELS["mlp"]()
+    model.compile(keras.optimizers.Adam(1e-2), LOSS, **compile_options)
+    monitor = vgrad.GradientMonitor(every=every)
+    model.fit(x, y, batch_size=BATCH // 2, epochs=1, shuffle=False, verbose=0,
+              callbacks=[monitor])
+    return monitor.steps, monitor.history
+
+
+@pytest.mark.parametrize("options", [{"steps_per_execution": 3}, {"jit_compile": False}],
+                         ids=["steps_per_execution=3", "jit_compile=False"])
+def test_several_steps_per_call_and_eager_steps_record_the_same_norms(batches, options):
+    # steps_per_execution > 1: the recording function decides in the step which steps
+    # it records; jit_compile=False: the step runs op by op. Both equal the jitted run.
+    steps, history = fitted_records(batches, every=2)
+    other_steps, other_history = fitted_records(batches, every=2, **options)
+    assert steps == other_steps == [0, 2, 4]
+    assert len(history) == len(other_history) == 6  # a new model: new paths, same order
+    for norms, other_norms in zip(history.values(), other_history.values()):
+        np.testing.assert_allclose(other_norms, norms, rtol=1e-5)
+
+
+def test_a_fit_that_raises_leaves_the_optimizer_as_found(batches):
+    x, y = batches
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    model = compiled_mlp(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0)
+    paths = [v.path for v in model.optimizer.variables]
+    monitor = vgrad.GradientMonitor()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+                  callbacks=[monitor, Interrupt()])
+    assert [v.path for v in model.optimizer.variables] == paths
+    model.fit(x, y, batch_size=BATCH, epochs=1, shuffle=False, verbose=0,
+              callbacks=[monitor])
+    assert [v.path for v in model.optimizer.variables] == paths
+    assert monitor.steps[-3:] == [3, 4, 5]
+    assert all(math.isfinite(norm) for norm in monitor.global_norm)
