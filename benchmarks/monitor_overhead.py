@@ -3,7 +3,8 @@
 For each configuration one model is trained by repeated ``model.fit`` calls, without
 a monitor and with monitors recording every step and every 10th step (on the 20x64
 MLP also with gradient histograms, binned in the step and written to TensorBoard
-files when the records are read). Each fit with a
+files when the records are read), and with a control: a callback that does nothing
+(an A/A comparison whose ratio shows the machine's noise in that run). Each fit with a
 monitor is paired with an adjacent fit without (A/B, then B/A in the next repetition)
 so that drifts in machine load cancel, and the table reports medians over the
 repetitions; the targets are checked against the median of the paired ratios. Tracing is excluded:
@@ -72,6 +73,19 @@ def arm_label(every, histograms):
     return f"every={every}" + (" +hist" if histograms else "")
 
 
+class ControlCallback(keras.callbacks.Callback):
+    """The A/A control: a callback with the monitor's per-batch hooks doing nothing, so
+    its ratio shows how far this machine's noise alone moves a ratio in this run."""
+
+    async_safe = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        pass
+
+
 def timed_fit(model, x, y, batch_size, epochs, monitor):
     """``(wall seconds, CPU seconds of this process)`` of one ``model.fit`` call,
     without garbage collection inside it (as ``timeit`` does): a collection of the
@@ -106,7 +120,7 @@ def run_configuration(x, y, depth, width, batch_size, epochs, arms, repeats, log
         vgrad.GradientMonitor(every=every, histograms=histograms,
                               log_dir=os.path.join(log_dir, f"{width}-{index}") if histograms else None)
         for index, (every, histograms) in enumerate(arms)
-    ]
+    ] + [ControlCallback()]
     # Enough steps for every monitor to record, hence to trace its train function.
     warm_up_epochs = math.ceil((max(every for every, _ in arms) + 1) * batch_size / num_examples)
     for monitor in [None, *monitors]:
@@ -158,6 +172,10 @@ def main(argv=None):
             ratio = median / statistics.median(w for w, _ in baseline)
             paired = statistics.median(monitored[0] / plain[0] for monitored, plain in arm_pairs)
             cpu = statistics.median(monitored[1] / plain[1] for monitored, plain in arm_pairs)
+            if isinstance(monitor, ControlCallback):
+                print(f"{'':<27} {'control':<14} {median:>12.3f} {ratio:>7.3f} {paired:>7.3f} "
+                      f"{cpu:>7.3f} {'':>7}  (no-op callback: the noise of this run)")
+                continue
             target = targets[monitor.every, monitor.histograms]
             all_met &= paired <= target
             arm = arm_label(monitor.every, monitor.histograms)
