@@ -257,6 +257,38 @@ def test_tensorboard_files_hold_the_recorded_values(batch, tmp_path):
     assert [event.step for event in histogram] == [0, 1]
 
 
+@pytest.mark.parametrize("live_seconds, expected", [(0.0, [[0, 1], [0, 1, 2, 3]]),
+                                                  (3600.0, [[], []])])
+def test_tensorboard_follows_the_fit_at_epoch_ends(live_seconds, expected, batch, tmp_path,
+                                                   monkeypatch):
+    # Epoch ends write and flush the records when LIVE_SECONDS have passed since the
+    # last write; the end of fit always does.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    import vgrad.monitor
+
+    monkeypatch.setattr(vgrad.monitor, "LIVE_SECONDS", live_seconds)
+    x, y = batch
+    model = compiled(vgrad.build_mlp(2, 8, seed=0))
+    on_disk = []
+
+    class ReadEvents(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            events = EventAccumulator(str(tmp_path))
+            events.Reload()
+            scalars = events.Tags()["scalars"]
+            on_disk.append([e.step for e in events.Scalars("gradient_norm/global")]
+                           if "gradient_norm/global" in scalars else [])
+
+    monitor = vgrad.GradientMonitor(log_dir=tmp_path)
+    model.fit(x, y, batch_size=64, epochs=2, shuffle=False, verbose=0,
+              callbacks=[monitor, ReadEvents()])
+    assert on_disk == expected
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    assert [e.step for e in events.Scalars("gradient_norm/global")] == [0, 1, 2, 3]
+
+
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_histograms_are_binned_in_the_step_as_numpy_bins_the_gradient(jit_compile, batch, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import keras
@@ -11,6 +12,11 @@ from vgrad._monitor_base import WATCHERS, MonitorBase
 from vgrad._hook_columns import check_optimizer
 from vgrad._records import LISTS, TABLES, Records, recorded
 from vgrad._step_log import StepSchedule
+
+#: With ``log_dir``, an epoch end writes and flushes the summaries only when this many
+#: seconds have passed since the last write: TensorBoard stays live on long epochs,
+#: and short epochs do not pay a write each.
+LIVE_SECONDS = 2.0
 
 
 class GradientMonitor(MonitorBase):
@@ -28,7 +34,7 @@ class GradientMonitor(MonitorBase):
 
     On Keras's JAX backend (``KERAS_BACKEND=jax``) the monitor works the same way: its
     records travel through the jitted step as extra optimizer variables, written with
-    ``keras.ops``, added to the optimizer when ``fit`` starts and removed when it ends.
+    ``keras.ops``, appended to the optimizer state only in the steps that record.
     There, ``loss`` is the change of the model's loss tracker across the step (the
     batch's mean loss, as Keras tracks it), ``histograms=True`` is refused, and
     TensorBoard scalars are written from the records on the host (no TensorFlow op in
@@ -45,7 +51,9 @@ class GradientMonitor(MonitorBase):
     log_dir : str or os.PathLike, optional
         Directory for TensorBoard summaries: scalars ``gradient_norm/<path>``,
         ``update_ratio/<path>``, ``gradient_norm/global`` and ``loss`` at each
-        recorded step, written when the records are read from the device.
+        recorded step, written when the records are read from the device, and flushed
+        to disk at the end of ``fit`` and at the end of each epoch that ends at least
+        two seconds after the last write (so TensorBoard follows a long ``fit``).
     histograms : bool, default False
         Also write ``gradient/<path>`` histograms (needs ``log_dir``): each gradient is
         binned inside the compiled step (XLA included), in 30 equal bins over
@@ -88,8 +96,8 @@ class GradientMonitor(MonitorBase):
     num_clipped, num_nonfinite : int
         Number of True entries of ``clipped`` and ``nonfinite``.
 
-    The records are read from the device when ``fit`` ends (with ``log_dir``, also when
-    each epoch ends), when the buffer may fill, and whenever one of these attributes is
+    The records are read from the device when ``fit`` ends (with ``log_dir``, also at
+    epoch ends, at most every two seconds), when the buffer may fill, and whenever one of these attributes is
     read (also during ``fit``, and after ``fit`` raised).
 
     Raises
@@ -171,6 +179,7 @@ class GradientMonitor(MonitorBase):
         model.train_function = self._train_function
         WATCHERS[optimizer] = self
         self._in_fit, self._calls, self._expected = True, 0, False
+        self._written_at = time.monotonic()
 
     @guarded
     def on_train_batch_begin(self, batch, logs=None):
@@ -196,10 +205,12 @@ class GradientMonitor(MonitorBase):
 
     @guarded
     def on_epoch_end(self, epoch, logs=None):
-        # The records are read when asked for; with log_dir, also here, so that
-        # TensorBoard shows them while training goes on.
-        if self._writer is not None:
+        # The records are read when asked for; with log_dir, also here (at most every
+        # LIVE_SECONDS), so that TensorBoard shows them while training goes on.
+        if self._writer is not None and time.monotonic() - self._written_at >= LIVE_SECONDS:
             self._collect()
+            self._writer.flush()
+            self._written_at = time.monotonic()
         # Re-read the step: a LossScaleOptimizer skips the steps it rejects.
         self._schedule.resync(self._hook.optimizer.iterations.numpy())
 
