@@ -68,6 +68,9 @@ benchmark: install
 	$(BIN)/python benchmarks/probe_speed.py
 	$(BIN)/python benchmarks/diagnose_cost.py
 	$(BIN)/python benchmarks/monitor_overhead.py
+	$(BIN)/python benchmarks/monitor_overhead.py --backend jax
+	$(BIN)/python benchmarks/jax_executable_switch.py
+	$(BIN)/python benchmarks/summary_writing.py
 	$(BIN)/python benchmarks/verdict_accuracy.py
 
 clean:

@@ -316,6 +316,37 @@ def test_histograms_are_binned_in_the_step_as_numpy_bins_the_gradient(jit_compil
         assert np.abs(table[:, 2] - counts).sum() <= 2, variable.path
 
 
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_histograms_of_nan_gradients_are_data_not_a_crash(jit_compile, batch, tmp_path):
+    # tf.histogram_fixed_width raises on nan: the monitor must bin it instead, into the
+    # first bin, and training must go on with the step flagged.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    from vgrad._hook_ops import bin_gradients
+
+    gradient = tf.constant([np.nan, np.nan, -np.inf, 0.25, 0.999, np.inf])
+    maxima, counts = bin_gradients([gradient], 4, xla=jit_compile)
+    assert np.isnan(maxima.numpy()[0])  # the range is then [-1, 1]
+    assert counts.numpy().tolist() == [[3, 0, 1, 2]]
+
+    x, y = batch
+    x = x.copy()
+    x[0, 0] = np.nan  # in the first batch
+    model = compiled(vgrad.build_mlp(2, 8, seed=0), jit_compile=jit_compile)
+    monitor = vgrad.GradientMonitor(log_dir=tmp_path, histograms=True)
+    model.fit(x, y, batch_size=len(x) // 2, epochs=1, shuffle=False, verbose=0,
+              callbacks=[monitor])
+    kernel = model.trainable_variables[0]
+    assert monitor.steps == [0, 1] and monitor.nonfinite[0]
+    assert np.isnan(monitor.history[kernel.path][0])
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    counts = tensor_util.make_ndarray(
+        events.Tensors(f"gradient/{kernel.path}")[0].tensor_proto)[:, 2]
+    assert counts.sum() == np.prod(kernel.shape) and counts[0] >= 1
+
+
 def test_model_is_left_as_it_was_found(batch, tmp_path):
     x, y = batch
     model = compiled(vgrad.build_mlp(2, 8, seed=0))

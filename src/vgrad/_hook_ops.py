@@ -39,7 +39,8 @@ def total(deltas):
 
 def bin_gradients(gradients, num_bins, xla=False):
     """``(max |g| per gradient, (num_gradients, num_bins) int32 counts)``, each gradient
-    binned over ``[-max |g|, max |g|]`` (``[-1, 1]`` when that is 0 or not finite).
+    binned over ``[-max |g|, max |g|]`` (``[-1, 1]`` when that is 0 or not finite);
+    ``nan`` counts in the first bin, ``-inf`` and ``inf`` in the first and last.
 
     One ``histogram_fixed_width`` per gradient is the fastest on CPU (fused variants over
     one concatenated vector measured 2-3x slower: segment max and gather passes over
@@ -50,17 +51,20 @@ def bin_gradients(gradients, num_bins, xla=False):
     limits = [tf.where(tf.math.is_finite(m) & (m > 0), m, 1.0) for m in maxima]
     if not xla:
         # Each histogram depends on its own gradient only, so it runs while
-        # back-propagation goes on, as the norms do.
+        # back-propagation goes on, as the norms do. histogram_fixed_width raises on
+        # nan, so nan goes to the first bin first (as on the XLA path); inf is binned.
         return tf.stack(maxima), tf.stack([
-            tf.histogram_fixed_width(g, tf.stack([-limit, limit]), num_bins)
+            tf.histogram_fixed_width(tf.where(tf.math.is_nan(g), -limit, g),
+                                     tf.stack([-limit, limit]), num_bins)
             for g, limit in zip(dense_gradients, limits)
         ])
     maxima, limits, count = tf.stack(maxima), tf.stack(limits), len(gradients)
     flat = [tf.reshape(g, [-1]) for g in dense_gradients]
     segments = tf.repeat(tf.range(count), [tf.size(f) for f in flat])
     scaled = tf.concat(flat, 0) * tf.gather(num_bins / (2.0 * limits), segments)
-    # nan becomes the smallest int32, hence bin 0, as in tf.histogram_fixed_width.
-    index = tf.clip_by_value(tf.cast(tf.floor(scaled + num_bins / 2), tf.int32), 0, num_bins - 1)
+    # Clipped before the cast (inf would become the smallest int32); nan to bin 0.
+    position = tf.clip_by_value(tf.floor(scaled + num_bins / 2), 0.0, num_bins - 1.0)
+    index = tf.cast(tf.where(tf.math.is_nan(position), 0.0, position), tf.int32)
     counts = tf.math.unsorted_segment_sum(tf.ones_like(index), index + segments * num_bins,
                                           count * num_bins)
     return maxima, tf.reshape(counts, (count, num_bins))
