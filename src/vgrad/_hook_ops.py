@@ -43,22 +43,30 @@ def bin_gradients(gradients, num_bins, xla=False):
     ``nan`` counts in the first bin, ``-inf`` and ``inf`` in the first and last.
 
     One ``histogram_fixed_width`` per gradient is the fastest on CPU (fused variants over
-    one concatenated vector measured 2-3x slower: segment max and gather passes over
-    all weights); XLA has no kernel for it, so there one segment sum bins all gradients.
+    one concatenated vector, or a ``bincount`` per stack of equal shapes, measured 2-3x
+    slower); XLA has no kernel for it, so there one segment sum bins all gradients.
     """
     dense_gradients = [tf.cast(tf.convert_to_tensor(g), tf.float32) for g in gradients]
-    maxima = [tf.reduce_max(tf.abs(g)) for g in dense_gradients]
-    limits = [tf.where(tf.math.is_finite(m) & (m > 0), m, 1.0) for m in maxima]
+    maxima = tf.stack([tf.reduce_max(tf.abs(g)) for g in dense_gradients])
+    limits = tf.where(tf.math.is_finite(maxima) & (maxima > 0), maxima, 1.0)
     if not xla:
-        # Each histogram depends on its own gradient only, so it runs while
-        # back-propagation goes on, as the norms do. histogram_fixed_width raises on
-        # nan, so nan goes to the first bin first (as on the XLA path); inf is binned.
-        return tf.stack(maxima), tf.stack([
-            tf.histogram_fixed_width(tf.where(tf.math.is_nan(g), -limit, g),
-                                     tf.stack([-limit, limit]), num_bins)
-            for g, limit in zip(dense_gradients, limits)
-        ])
-    maxima, limits, count = tf.stack(maxima), tf.stack(limits), len(gradients)
+        # The limits are computed for all gradients at once, and values cleaned only
+        # when some max |g| is nan (exactly when that gradient holds a nan, which
+        # histogram_fixed_width refuses; nan then counts in the first bin, as on the
+        # XLA path): three ops per gradient instead of eleven, about 0.2 ms less per
+        # recorded step of a 40-variable model. inf is binned as it is.
+        ranges = tf.unstack(tf.stack([-limits, limits], axis=1))
+
+        def histograms(clean):
+            values = ([tf.where(tf.math.is_nan(g), low, g)
+                       for g, low in zip(dense_gradients, tf.unstack(-limits))]
+                      if clean else dense_gradients)
+            return tf.stack([tf.histogram_fixed_width(v, value_range, num_bins)
+                             for v, value_range in zip(values, ranges)])
+
+        return maxima, tf.cond(tf.reduce_any(tf.math.is_nan(maxima)),
+                               lambda: histograms(True), lambda: histograms(False))
+    count = len(gradients)
     flat = [tf.reshape(g, [-1]) for g in dense_gradients]
     segments = tf.repeat(tf.range(count), [tf.size(f) for f in flat])
     scaled = tf.concat(flat, 0) * tf.gather(num_bins / (2.0 * limits), segments)
