@@ -58,11 +58,10 @@ def bin_gradients(gradients, num_bins, xla=False):
         ranges = tf.unstack(tf.stack([-limits, limits], axis=1))
 
         def histograms(clean):
-            values = ([tf.where(tf.math.is_nan(g), low, g)
-                       for g, low in zip(dense_gradients, tf.unstack(-limits))]
-                      if clean else dense_gradients)
-            return tf.stack([tf.histogram_fixed_width(v, value_range, num_bins)
-                             for v, value_range in zip(values, ranges)])
+            return tf.stack([
+                tf.histogram_fixed_width(tf.where(tf.math.is_nan(g), low_high[0], g) if clean
+                                         else g, low_high, num_bins)
+                for g, low_high in zip(dense_gradients, ranges)])
 
         return maxima, tf.cond(tf.reduce_any(tf.math.is_nan(maxima)),
                                lambda: histograms(True), lambda: histograms(False))

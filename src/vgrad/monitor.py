@@ -14,7 +14,7 @@ from vgrad._records import LISTS, TABLES, Records, recorded
 from vgrad._step_log import StepSchedule
 
 #: With ``log_dir``, an epoch end writes and flushes the summaries only when this many
-#: seconds have passed since the last write: TensorBoard stays live on long epochs,
+#: seconds have passed since ``fit`` started or the last such flush: TensorBoard stays live on long epochs,
 #: and short epochs do not pay a write each.
 LIVE_SECONDS = 2.0
 
@@ -53,7 +53,8 @@ class GradientMonitor(MonitorBase):
         ``update_ratio/<path>``, ``gradient_norm/global`` and ``loss`` at each
         recorded step, written when the records are read from the device, and flushed
         to disk at the end of ``fit`` and at the end of each epoch that ends at least
-        two seconds after the last write (so TensorBoard follows a long ``fit``).
+        two seconds after the start of ``fit`` or the last such flush (so TensorBoard
+        follows a long ``fit``).
     histograms : bool, default False
         Also write ``gradient/<path>`` histograms (needs ``log_dir``): each gradient is
         binned inside the compiled step (XLA included), in 30 equal bins over
@@ -97,8 +98,8 @@ class GradientMonitor(MonitorBase):
         Number of True entries of ``clipped`` and ``nonfinite``.
 
     The records are read from the device when ``fit`` ends (with ``log_dir``, also at
-    epoch ends, at most every two seconds), when the buffer may fill, and whenever one of these attributes is
-    read (also during ``fit``, and after ``fit`` raised).
+    epoch ends, at most every two seconds), when the buffer may fill, and whenever one
+    of these attributes is read (also during ``fit``, and after ``fit`` raised).
 
     Raises
     ------
@@ -179,7 +180,7 @@ class GradientMonitor(MonitorBase):
         model.train_function = self._train_function
         WATCHERS[optimizer] = self
         self._in_fit, self._calls, self._expected = True, 0, False
-        self._written_at = time.monotonic()
+        self._flushed_at = time.monotonic()
 
     @guarded
     def on_train_batch_begin(self, batch, logs=None):
@@ -207,10 +208,10 @@ class GradientMonitor(MonitorBase):
     def on_epoch_end(self, epoch, logs=None):
         # The records are read when asked for; with log_dir, also here (at most every
         # LIVE_SECONDS), so that TensorBoard shows them while training goes on.
-        if self._writer is not None and time.monotonic() - self._written_at >= LIVE_SECONDS:
+        if self._writer is not None and time.monotonic() - self._flushed_at >= LIVE_SECONDS:
             self._collect()
             self._writer.flush()
-            self._written_at = time.monotonic()
+            self._flushed_at = time.monotonic()
         # Re-read the step: a LossScaleOptimizer skips the steps it rejects.
         self._schedule.resync(self._hook.optimizer.iterations.numpy())
 
