@@ -129,6 +129,28 @@ def test_every_update_ratio_and_weight_norm(batches):
     assert all(len(norms) == 4 for norms in monitor.history.values())
 
 
+@pytest.mark.parametrize("optimizer", [
+    lambda: keras.optimizers.SGD(0.05, momentum=0.9),  # update read from assign/assign_add
+    lambda: keras.optimizers.Adam(1e-3),  # from assign_sub
+    lambda: keras.optimizers.AdamW(1e-3, weight_decay=0.1),  # decay bypasses assign*: copy
+], ids=["sgd-momentum", "adam", "adamw"])
+def test_update_norms_are_the_weight_changes_on_both_update_paths(batches, optimizer):
+    x, y = batches
+    model = compiled_mlp(optimizer=optimizer())
+    monitor = vgrad.GradientMonitor()
+    model.fit(x[:BATCH], y[:BATCH], batch_size=BATCH, epochs=1, verbose=0, callbacks=[monitor])
+    before = {v.path: np.array(v.numpy()) for v in model.trainable_variables}
+    model.fit(x[BATCH:2 * BATCH], y[BATCH:2 * BATCH], batch_size=BATCH, epochs=1, verbose=0,
+              callbacks=[monitor])  # step 1: momentum and Adam moments are not zero
+    assert monitor.steps == [0, 1]
+    for variable in model.trainable_variables:
+        change = np.linalg.norm(variable.numpy() - before[variable.path])
+        weight = np.linalg.norm(before[variable.path])
+        assert change > 0
+        assert monitor.weight_norm[variable.path][1] == pytest.approx(weight, rel=1e-5)
+        assert monitor.update_ratio[variable.path][1] == pytest.approx(change / weight, rel=1e-3)
+
+
 def test_nonfinite_gradient_is_recorded_and_stops_training(batches):
     x, y = batches
     x = x.copy()

@@ -26,8 +26,8 @@ import numpy as np
 import keras
 from keras import ops
 
-from vgrad._hook_columns import LOSS, NUM_FIXED
-from vgrad._jax_ops import index_of, max_abs, norm_halves
+from vgrad._hook_columns import LOSS, NUM_FIXED, copies_weights_for
+from vgrad._jax_ops import captured_updates, index_of, max_abs, norm_halves, totals
 
 __all__ = ["JaxOptimizerHook"]
 
@@ -62,6 +62,7 @@ class JaxOptimizerHook:
         self.failure, self.drained, self._nonfinite_read = None, 0, 0
         self.variables = list(variables)
         self.num_variables = len(self.variables)
+        self.copies_weights = copies_weights_for(optimizer, self.variables)
         width = NUM_FIXED + 3 * self.num_variables
         specs = [("buffer", (capacity, width), np.float32), ("steps", (capacity,), np.int32),
                  ("losses", (capacity,), np.float32), ("count", (), np.int32),
@@ -193,10 +194,15 @@ class JaxOptimizerHook:
         except Exception as error:  # noqa: BLE001
             self.failure = error
             return original_apply(grads, trainable_variables)
-        result = original_apply(grads, trainable_variables)
+        # With weight decay, EMA or constraints some changes bypass assign*: read after.
+        capture = (contextlib.nullcontext(None) if self.copies_weights else
+                   captured_updates(self.optimizer, lambda v: self._columns.get(id(v))))
+        with capture as changes:
+            result = original_apply(grads, trainable_variables)
         try:
-            after = [ops.convert_to_tensor(v.value) for v in self.variables]
-            halves = norm_halves(gradients, before, after)
+            updates = ([ops.convert_to_tensor(v.value) - b for v, b in zip(self.variables, before)]
+                       if changes is None else totals(changes, self.num_variables))
+            halves = norm_halves(gradients, before, updates)
             self._write(step, ops.concatenate([ops.stack(head), halves]))
         except Exception as error:  # noqa: BLE001
             self.failure = error
