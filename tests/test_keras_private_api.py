@@ -109,9 +109,10 @@ def test_optimizer_trainable_variables():
 
 def test_optimizer_updates_go_through_the_instance_assign_methods():
     api = "Optimizer.apply calling self.assign/assign_add/assign_sub (patched on the instance)"
-    user = "vgrad._hook_ops.capture_updates (the update ratio of GradientMonitor)"
+    user = ("vgrad._assign_patch.routed_assigns, used by vgrad._hook_ops.capture_updates and "
+            "vgrad._jax_ops.captured_updates (the update ratio of GradientMonitor)")
     advice = ("Compute updates as the difference of the weights before and after apply() in "
-              "vgrad/_hook_ops.py, or pin keras below this version.")
+              "vgrad/_hook_ops.py and vgrad/_jax_ops.py, or pin keras below this version.")
     variable = keras.Variable(np.ones(2, "float32"))
     optimizer = keras.optimizers.SGD(0.5)
     optimizer.build([variable])

@@ -14,6 +14,8 @@ import contextlib
 
 import tensorflow as tf
 
+from vgrad._assign_patch import routed_assigns
+
 
 def dense(tensor):
     """A dense tensor with the norm of ``tensor`` (repeated IndexedSlices rows summed)."""
@@ -102,31 +104,22 @@ def capture_updates(optimizer, column_of, waits=None):
     An assign to the variable of ``column`` waits for ``waits[column]`` when given.
     """
     deltas = {}
-    originals = {name: getattr(optimizer, name) for name in ("assign", "assign_add", "assign_sub")}
 
-    def wrap(name):
-        def assign(variable, value):
-            column = column_of(variable)
-            if column is not None:
-                if name != "assign":
-                    delta = (1.0 if name == "assign_add" else -1.0, value)
-                elif isinstance(value, tf.IndexedSlices):
-                    old = tf.gather(variable, value.indices)
-                    delta = (1.0, tf.IndexedSlices(value.values - old, value.indices))
-                else:
-                    delta = (1.0, tf.cast(value, variable.dtype) - tf.convert_to_tensor(variable))
-                deltas.setdefault(column, []).append(delta)
-                if waits is not None:
-                    with tf.control_dependencies([waits[column]]):
-                        return originals[name](variable, value)
-            return originals[name](variable, value)
+    def route(name, original, variable, value):
+        column = column_of(variable)
+        if column is not None:
+            if name != "assign":
+                delta = (1.0 if name == "assign_add" else -1.0, value)
+            elif isinstance(value, tf.IndexedSlices):
+                old = tf.gather(variable, value.indices)
+                delta = (1.0, tf.IndexedSlices(value.values - old, value.indices))
+            else:
+                delta = (1.0, tf.cast(value, variable.dtype) - tf.convert_to_tensor(variable))
+            deltas.setdefault(column, []).append(delta)
+            if waits is not None:
+                with tf.control_dependencies([waits[column]]):
+                    return original(variable, value)
+        return original(variable, value)
 
-        return assign
-
-    for name in originals:
-        object.__setattr__(optimizer, name, wrap(name))
-    try:
+    with routed_assigns(optimizer, route):
         yield deltas
-    finally:
-        for name in originals:
-            object.__delattr__(optimizer, name)

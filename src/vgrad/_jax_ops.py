@@ -18,6 +18,8 @@ import numpy as np
 
 from keras import ops
 
+from vgrad._assign_patch import routed_assigns
+
 
 #: Variables up to this size are stacked with the others of their shape; a larger one is
 #: reduced alone (its reduction outlasts a kernel launch, and a stack would copy it).
@@ -60,28 +62,19 @@ def captured_updates(optimizer, column_of):
     it as ``after - before`` makes XLA copy every weight before the update overwrites it.
     """
     changes = {}
-    originals = {name: getattr(optimizer, name) for name in ("assign", "assign_add", "assign_sub")}
 
-    def wrap(name):
-        def assign(variable, value):
-            column = column_of(variable)
-            if column is not None:
-                new = ops.cast(value, "float32")
-                change = {"assign_add": new, "assign_sub": -new}.get(name)
-                if change is None:
-                    change = new - ops.cast(ops.convert_to_tensor(variable.value), "float32")
-                changes.setdefault(column, []).append(change)
-            return originals[name](variable, value)
+    def route(name, original, variable, value):
+        column = column_of(variable)
+        if column is not None:
+            new = ops.cast(value, "float32")
+            change = {"assign_add": new, "assign_sub": -new}.get(name)
+            if change is None:
+                change = new - ops.cast(ops.convert_to_tensor(variable.value), "float32")
+            changes.setdefault(column, []).append(change)
+        return original(variable, value)
 
-        return assign
-
-    for name in originals:
-        object.__setattr__(optimizer, name, wrap(name))
-    try:
+    with routed_assigns(optimizer, route):
         yield changes
-    finally:
-        for name in originals:
-            object.__delattr__(optimizer, name)
 
 
 def totals(changes, count):
