@@ -201,7 +201,7 @@ class JaxOptimizerHook:
             result = original_apply(grads, trainable_variables)
         try:
             updates = ([ops.convert_to_tensor(v.value) - b for v, b in zip(self.variables, before)]
-                       if changes is None else totals(changes, self.num_variables))
+                       if changes is None else totals(changes, self.variables))
             halves = norm_halves(gradients, before, updates)
             self._write(step, ops.concatenate([ops.stack(head), halves]))
         except Exception as error:  # noqa: BLE001

@@ -31,9 +31,9 @@ def norm_halves(gradients, before, updates):
     update and of the updates, as one float32 vector in that order (variable order
     within each third).
 
-    The three lists hold one tensor per variable, all of the variable's shape (an
-    update may be a scalar 0). The variables of one shape are stacked and each stack
-    reduced once, so the step gains a few kernels, not several per variable.
+    The three lists hold one tensor per variable, all of the variable's shape. The
+    variables of one shape are stacked and each stack reduced once, so the step gains a
+    few kernels, not several per variable.
     """
     groups = {}
     for position, weight in enumerate(before):
@@ -43,8 +43,7 @@ def norm_halves(gradients, before, updates):
     parts, order = [], []
     count = len(before)
     for positions in groups.values():
-        stacks = [ops.stack([ops.cast(ops.broadcast_to(tensors[p], before[p].shape), "float32")
-                             for p in positions])
+        stacks = [ops.stack([ops.cast(tensors[p], "float32") for p in positions])
                   for tensors in (gradients, before, updates)]
         axes = tuple(range(1, len(stacks[0].shape)))
         parts.extend((ops.sum(ops.square(s), axis=axes) if axes else ops.square(s)) / 2.0
@@ -77,10 +76,10 @@ def captured_updates(optimizer, column_of):
         yield changes
 
 
-def totals(changes, count):
-    """Per column ``0..count-1``, the sum of its ``changes`` (a scalar 0 without any)."""
-    return [sum(changes[c][1:], changes[c][0]) if c in changes else ops.zeros((), "float32")
-            for c in range(count)]
+def totals(changes, variables):
+    """Per variable (column), the sum of its ``changes``; zeros of its shape without any."""
+    return [sum(changes[c][1:], changes[c][0]) if c in changes else ops.zeros(v.shape, "float32")
+            for c, v in enumerate(variables)]
 
 
 def index_of(items, item):

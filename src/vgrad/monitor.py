@@ -14,8 +14,8 @@ from vgrad._records import LISTS, TABLES, Records, recorded
 from vgrad._step_log import StepSchedule
 
 #: With ``log_dir``, an epoch end writes and flushes the summaries only when this many
-#: seconds have passed since ``fit`` started or the last such flush: TensorBoard stays live on long epochs,
-#: and short epochs do not pay a write each.
+#: seconds have passed since ``fit`` started or the last such flush: TensorBoard stays
+#: live on long epochs, and short epochs do not pay a write each.
 LIVE_SECONDS = 2.0
 
 
