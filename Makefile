@@ -70,6 +70,7 @@ benchmark: install
 	$(BIN)/python benchmarks/monitor_overhead.py
 	$(BIN)/python benchmarks/monitor_overhead.py --backend jax
 	$(BIN)/python benchmarks/jax_executable_switch.py
+	$(BIN)/python benchmarks/jax_recording_parts.py
 	$(BIN)/python benchmarks/summary_writing.py
 	$(BIN)/python benchmarks/verdict_accuracy.py
 

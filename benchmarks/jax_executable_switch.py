@@ -5,19 +5,24 @@ The monitor calls Keras's own jitted step for the unrecorded steps and its recor
 twin for every 10th. This script times, on the 20x64 MLP of ``monitor_overhead.py``
 (batch 64), Keras's train function (``plain``) against three other compiled steps:
 
-- ``twin``: Keras's ``train_step`` jitted again, state donated as Keras does (the same
-  work in a second executable);
-- ``undonated``: the same without donating the state (it writes fresh buffers);
+- ``twin``: Keras's ``train_step`` jitted again, state donated as Keras does, with one
+  constant output more, so that it is a second executable doing the same work (a jit
+  of ``train_step`` alone lowers to the same program as Keras's and JAX reuses Keras's
+  executable for it: it would time no switch at all);
+- ``undonated``: ``train_step`` without donating the state (it writes fresh buffers);
 - ``recording``: the monitor's recording step (every variable's gradient, weight and
   update norms written to its ring buffer).
 
-For each, two call patterns, A/B alternated with ``plain`` alone over repetitions
-(medians of the mean time per call): the step alone (its steady cost over ``plain``),
-and the step once in every 10 calls, ``plain`` for the rest. If coming back to a step
-were free, that pattern would cost ``0.9 plain + 0.1 step``; the excess, times 10, is
-the extra cost of each return to that step ("per switch").
+Each repetition times, for each step, three call patterns back to back (in alternating
+order): ``plain`` alone, the step alone, and the step once in every 10 calls with
+``plain`` for the rest. If coming back to a step were free, the last would cost
+``0.9 plain + 0.1 step``; the excess, times 10, is the extra cost of each return to
+that step ("per switch": one switch to it and one back). The table gives the medians
+over repetitions of these per-repetition figures, with their distribution-free 95%
+intervals (as ``monitor_overhead.py``), and then the time of one call, waited for, when
+the call before it was the same step and when it was the ninth of nine plain calls.
 
-Run from the repository root (about a minute)::
+Run from the repository root (about a minute and a half)::
 
     python benchmarks/jax_executable_switch.py
 """
@@ -28,17 +33,22 @@ import argparse
 import itertools
 import os
 import statistics
+import sys
 import time
 
 os.environ["KERAS_BACKEND"] = "jax"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import jax  # noqa: E402
 import keras  # noqa: E402
 
 import vgrad  # noqa: E402
+from monitor_overhead import median_interval  # noqa: E402
 
 BATCH = 64
+#: Cycles of the call-by-call timing.
+LATENCY_CYCLES = 200
 
 
 def steps_of(model):
@@ -53,10 +63,13 @@ def steps_of(model):
         with hook.installed(loss_owner=model.optimizer):
             return recording(state, iterator)
 
-    twin = jax.jit(model.train_step, donate_argnums=0)
+    def with_constant(state, data):  # one output more: a program of its own
+        return model.train_step(state, data), jax.numpy.float32(1.0)
+
+    twin = jax.jit(with_constant, donate_argnums=0)
     undonated = jax.jit(model.train_step)
     return {"plain": plain,
-            "twin": lambda state, iterator: twin(state, next(iterator)),
+            "twin": lambda state, iterator: twin(state, next(iterator))[0],
             "undonated": lambda state, iterator: undonated(state, next(iterator)),
             "recording": record}
 
@@ -64,7 +77,7 @@ def steps_of(model):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=21)
-    parser.add_argument("--calls", type=int, default=200, help="calls per timed pattern")
+    parser.add_argument("--calls", type=int, default=400, help="calls per timed pattern")
     args = parser.parse_args(argv)
     (x, y), _ = vgrad.load_digits(seed=0)
     model = vgrad.build_mlp(20, 64, kernel_initializer="he_normal", seed=0)
@@ -75,15 +88,12 @@ def main(argv=None):
                                 jax.numpy.asarray(y[:BATCH].astype("int32"))))
     steps = steps_of(model)
     others = [name for name in steps if name != "plain"]
-    patterns = {"plain": ["plain"]}
-    for name in others:
-        patterns[name] = [name]
-        patterns[f"{name} 1 in 10"] = [name] + ["plain"] * 9
     state = model._get_jax_state(trainable_variables=True, non_trainable_variables=True,
                                  optimizer_variables=True, metrics_variables=True)
     state = jax.tree_util.tree_map(lambda a: jax.numpy.array(a, copy=True), state)
 
     def run(pattern, calls):
+        """Mean microseconds per call of ``calls`` calls cycling through ``pattern``."""
         nonlocal state
         start = time.perf_counter()
         for index in range(calls):
@@ -91,24 +101,54 @@ def main(argv=None):
         jax.block_until_ready(state)
         return (time.perf_counter() - start) / calls * 1e6
 
-    for pattern in patterns.values():
-        run(pattern, 20)  # compile and warm up
-    times = {name: [] for name in patterns}
+    def call_latencies(name):
+        """Median microseconds of one call of ``name`` waited for: after a call of the
+        same step, and after nine plain calls."""
+        nonlocal state
+        timed = {True: [], False: []}
+        for cycle in range(LATENCY_CYCLES):
+            for after_plain in (True, False):
+                for _ in range(9 if after_plain else 1):
+                    _, state = steps["plain" if after_plain else name](state, batches)
+                jax.block_until_ready(state)
+                start = time.perf_counter()
+                _, state = steps[name](state, batches)
+                jax.block_until_ready(state)
+                timed[after_plain].append((time.perf_counter() - start) * 1e6)
+        return statistics.median(timed[False]), statistics.median(timed[True])
+
+    def patterns(name):
+        return {"plain": ["plain"], "alone": [name], "mixed": [name] + ["plain"] * 9}
+
+    for name in others:
+        for pattern in patterns(name).values():
+            run(pattern, 20)  # compile and warm up
+    plain_times, over, per_switch = [], {n: [] for n in others}, {n: [] for n in others}
     for repetition in range(args.repeats):
-        names = list(patterns) if repetition % 2 == 0 else list(patterns)[::-1]
-        for name in names:
-            times[name].append(run(patterns[name], args.calls))
-    median = {name: statistics.median(values) for name, values in times.items()}
+        for name in others if repetition % 2 == 0 else others[::-1]:
+            items = list(patterns(name).items())
+            times = dict((key, run(pattern, args.calls))
+                         for key, pattern in (items if repetition % 2 == 0 else items[::-1]))
+            plain_times.append(times["plain"])
+            over[name].append(times["alone"] - times["plain"])
+            free = 0.9 * times["plain"] + 0.1 * times["alone"]
+            per_switch[name].append(10 * (times["mixed"] - free))
     print(f"keras {keras.__version__}, jax {jax.__version__} on {jax.devices()[0].platform}; "
           f"20x64 MLP, batch {BATCH}; medians over {args.repeats} alternated repetitions "
-          f"of {args.calls} calls; plain (Keras's train function): {median['plain']:.0f} us per call")
-    print(f"{'step':<10} {'us per call':>11} {'over plain':>10} {'1 in 10':>8} "
-          f"{'if free':>8} {'per switch':>10}")
+          f"of {args.calls} calls; plain (Keras's train function): "
+          f"{statistics.median(plain_times):.0f} us per call")
+    latency = {name: call_latencies(name) for name in others}
+    print(f"{'step':<10} {'over plain us':>13} {'95%':>13} {'per switch us':>14} {'95%':>13} "
+          f"{'after itself':>13} {'after 9 plain':>14}")
     for name in others:
-        free = 0.9 * median["plain"] + 0.1 * median[name]
-        mixed = median[f"{name} 1 in 10"]
-        print(f"{name:<10} {median[name]:11.0f} {median[name] - median['plain']:+10.0f} "
-              f"{mixed:8.0f} {free:8.0f} {10 * (mixed - free):+10.0f}")
+        (low, high), (switch_low, switch_high) = (median_interval(over[name]),
+                                                  median_interval(per_switch[name]))
+        print(f"{name:<10} {statistics.median(over[name]):+13.0f} "
+              f"{f'{low:+.0f}..{high:+.0f}':>13} {statistics.median(per_switch[name]):+14.0f} "
+              f"{f'{switch_low:+.0f}..{switch_high:+.0f}':>13} {latency[name][0]:13.0f} "
+              f"{latency[name][1]:14.0f}")
+    print("after itself / after 9 plain: median us of one call waited for (block_until_ready), "
+          f"when the call before was the same step / {LATENCY_CYCLES} times after nine plain calls")
 
 
 if __name__ == "__main__":
