@@ -11,9 +11,12 @@ class StepSchedule:
     """Call-by-call bookkeeping of a monitor during one ``fit``.
 
     With one optimizer step per train-function call and ``every > 1``, Python picks the
-    recording or the plain function before each call, so unrecorded steps cost nothing
-    (``switching``). With several steps per call, the recording function decides in
-    the graph (``every_in_graph``), and a call writes at most ``rows_per_call`` rows.
+    recording or the plain function before each call, so unrecorded steps run the
+    model's own function (``switching``; on XLA's CPU backend each return to a compiled
+    step that has not run for a while costs time of its own, measured by
+    ``benchmarks/jax_executable_switch.py``). With several steps per call, the recording
+    function decides in the graph (``every_in_graph``), and a call writes at most
+    ``rows_per_call`` rows.
 
     Parameters
     ----------
