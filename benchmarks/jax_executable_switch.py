@@ -106,7 +106,7 @@ def main(argv=None):
         same step, and after nine plain calls."""
         nonlocal state
         timed = {True: [], False: []}
-        for cycle in range(LATENCY_CYCLES):
+        for _ in range(LATENCY_CYCLES):
             for after_plain in (True, False):
                 for _ in range(9 if after_plain else 1):
                     _, state = steps["plain" if after_plain else name](state, batches)
@@ -127,8 +127,8 @@ def main(argv=None):
     for repetition in range(args.repeats):
         for name in others if repetition % 2 == 0 else others[::-1]:
             items = list(patterns(name).items())
-            times = dict((key, run(pattern, args.calls))
-                         for key, pattern in (items if repetition % 2 == 0 else items[::-1]))
+            times = {key: run(pattern, args.calls)
+                     for key, pattern in (items if repetition % 2 == 0 else items[::-1])}
             plain_times.append(times["plain"])
             over[name].append(times["alone"] - times["plain"])
             free = 0.9 * times["plain"] + 0.1 * times["alone"]
