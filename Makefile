@@ -69,6 +69,7 @@ benchmark: install
 	$(BIN)/python benchmarks/diagnose_cost.py
 	$(BIN)/python benchmarks/monitor_overhead.py
 	$(BIN)/python benchmarks/monitor_overhead.py --backend jax
+	$(BIN)/python benchmarks/tf_recording_schedule.py
 	$(BIN)/python benchmarks/jax_executable_switch.py
 	$(BIN)/python benchmarks/jax_recording_parts.py
 	$(BIN)/python benchmarks/summary_writing.py

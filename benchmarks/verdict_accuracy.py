@@ -24,8 +24,10 @@ def main():
     results, start = [], time.perf_counter()
     for case in CASES:
         try:
-            diagnosis = vgrad.diagnose(*case.build())
-            got, wrong = diagnosis.verdict, absent_advice(case, diagnosis)
+            arguments = case.build()  # (model, x, y), or (monitor,) for a recorded run
+            diagnosis = vgrad.diagnose(*arguments)
+            model = getattr(arguments[0], "model", arguments[0])  # a monitor's model
+            got, wrong = diagnosis.verdict, absent_advice(case, diagnosis, model)
         except Exception as error:  # a crash is a wrong verdict on the scoreboard
             got, wrong = "error", [f"{type(error).__name__}: {error}"]
         results.append((case, got, wrong))

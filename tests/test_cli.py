@@ -151,6 +151,49 @@ def test_user_errors_exit_2_with_one_line(files, capsys, model, data, message):
     assert captured.err.startswith("vgrad: error: ") and message in captured.err
 
 
+_CUSTOM_MODULE = """
+import keras
+
+
+@keras.saving.register_keras_serializable(package="vgrad_cli_test")
+class Doubled(keras.layers.Layer):
+    def call(self, inputs):
+        return 2.0 * inputs
+"""
+
+
+def test_lambda_models_need_unsafe_and_custom_layers_need_import(
+        tmp_path, monkeypatch, files, capsys):
+    lambda_model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(8, activation="relu"),
+                                     keras.layers.Lambda(lambda t: 0.5 * t), keras.layers.Dense(10)])
+    lambda_model.save(tmp_path / "lambda.keras")
+    assert main(["diagnose", str(tmp_path / "lambda.keras"), str(files["data.npz"])]) == 2
+    assert "pass --unsafe if you trust the file" in capsys.readouterr().err
+    assert main(["diagnose", str(tmp_path / "lambda.keras"), str(files["data.npz"]),
+                 "--unsafe"]) == 0
+    assert "verdict:" in capsys.readouterr().out
+
+    (tmp_path / "my_layers.py").write_text(_CUSTOM_MODULE)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import my_layers  # noqa: F401  registers Doubled, as the user's own code would
+
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(8, activation="relu"),
+                              my_layers.Doubled(), keras.layers.Dense(10)])
+    model.save(tmp_path / "custom.keras")
+    # As in a fresh process: the layer is not registered and its module not imported.
+    keras.saving.get_custom_objects().pop("vgrad_cli_test>Doubled")
+    monkeypatch.delitem(sys.modules, "my_layers")
+    assert main(["diagnose", str(tmp_path / "custom.keras"), str(files["data.npz"])]) == 2
+    assert "pass --import with the module" in capsys.readouterr().err
+    assert main(["diagnose", str(tmp_path / "custom.keras"), str(files["data.npz"]),
+                 "--import", "my_layers"]) == 0
+    assert "verdict:" in capsys.readouterr().out
+    assert main(["diagnose", str(tmp_path / "custom.keras"), str(files["data.npz"]),
+                 "--import", "no_such_module_here"]) == 2
+    assert "--import no_such_module_here: ModuleNotFoundError" in capsys.readouterr().err
+
+
 def test_argument_errors_and_help(capsys):
     assert main(["diagnose", "m.keras", "d.npz", "--batch-size", "0"]) == 2
     assert "must be a positive integer" in capsys.readouterr().err

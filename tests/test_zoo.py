@@ -27,9 +27,11 @@ def test_zoo_covers_every_family_healthy_and_broken():
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_verdict_is_right_and_advice_names_only_what_is_there(case):
-    diagnosis = vgrad.diagnose(*case.build())
+    arguments = case.build()  # (model, x, y), or (monitor,) for a recorded run
+    diagnosis = vgrad.diagnose(*arguments)
+    model = getattr(arguments[0], "model", arguments[0])  # a monitor's model
     assert diagnosis.verdict == case.expected, str(diagnosis)
-    assert absent_advice(case, diagnosis) == []
+    assert absent_advice(case, diagnosis, model) == []
     assert diagnosis.advice or diagnosis.verdict == "inconclusive"
     text = str(diagnosis)
     assert max(len(line) for line in text.splitlines()) <= WIDTH, text
@@ -46,3 +48,10 @@ def test_the_advice_check_can_fail():
                                     ADVICE["batch_norm"], ADVICE["residual"], ADVICE["lstm"]))
     assert len(absent_advice(relu_with_norm, wrong)) == 4
     assert absent_advice(relu_with_norm, SimpleNamespace(advice=(ADVICE["leaky"],))) == []
+    import keras
+
+    he_model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(
+        4, activation="relu", kernel_initializer="he_normal"), keras.layers.Dense(2)])
+    he_model.layers[-1].kernel_initializer = keras.initializers.HeUniform()
+    init_advice = SimpleNamespace(advice=(ADVICE["smaller_init"], ADVICE["he"]))
+    assert len(absent_advice(relu_with_norm, init_advice, he_model)) == 2

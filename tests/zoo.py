@@ -307,9 +307,46 @@ CASES = (
 )
 
 
-def absent_advice(case, diagnosis):
-    """Advice lines that name something the model lacks, or propose adding what it has."""
+def kernel_initializers(model):
+    """Class names of the kernel and embedding initialisers in ``model``'s configuration (nested
+    models and wrapped layers included), read from the config rather than the objects."""
+    found = []
+
+    def walk(config):
+        if isinstance(config, dict):
+            for key, value in config.items():
+                if key in ("kernel_initializer", "depthwise_initializer",
+                           "embeddings_initializer") and isinstance(value, dict):
+                    found.append(value.get("class_name"))
+                else:
+                    walk(value)
+        elif isinstance(config, (list, tuple)):
+            for value in config:
+                walk(value)
+
+    walk(model.get_config() if model is not None else {})
+    return found
+
+
+#: Initialisers whose scale follows the layer's fan (or keeps norms, Orthogonal).
+FAN_SCALED = {"GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal", "LecunUniform",
+              "LecunNormal", "VarianceScaling", "Orthogonal"}
+
+
+def absent_advice(case, diagnosis, model=None):
+    """Advice lines that name something the model lacks, or propose adding what it has
+    (with ``model``, also initialisation advice for initialisers it already uses)."""
     wrong = []
+    initializers = kernel_initializers(model)
+    for text in diagnosis.advice:
+        lowered = text.lower()
+        if "smaller initial weight scale" in lowered and initializers and \
+                set(initializers) <= FAN_SCALED:
+            wrong.append(text)
+        if "he initialisation (kernel_initializer" in lowered and initializers and \
+                set(initializers) <= {"HeNormal", "HeUniform"} and "sigmoid" not in case.has \
+                and "tanh" not in case.has:
+            wrong.append(text)
     for text in diagnosis.advice:
         lowered = text.lower()
         for activation in ("sigmoid", "tanh"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+from vgrad._initializers import initialized_weights, is_he, large
 from vgrad._layers import ATTENTION_CLASSES, layer_kind
 
 #: Optimizers that scale each step by a running gradient statistic (their update
@@ -24,6 +25,8 @@ _ATTENTION = ("MultiHeadAttention", "GroupedQueryAttention", "Attention", "Addit
 _BATCH_NORM = ("BatchNormalization", "SyncBatchNormalization")
 _OTHER_NORM = ("LayerNormalization", "GroupNormalization", "UnitNormalization",
                "RMSNormalization", "SpectralNormalization")
+_NOISY = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D",
+          "AlphaDropout", "GaussianDropout", "GaussianNoise")
 _ACTIVATION_CLASSES = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "ELU": "elu",
                        "PReLU": "prelu", "Softmax": "softmax"}
 
@@ -41,6 +44,17 @@ class Architecture:
         Class names of recurrent layers (``"SimpleRNN"``, ``"LSTM"``, ``"GRU"``).
     optimizer : str or None
         Class name of the compiled optimizer, a ``LossScaleOptimizer`` unwrapped.
+    large_init : frozenset of str
+        Layers whose kernels or embeddings were drawn with a variance above
+        ``LARGE_INIT`` times Glorot's for their shape by a fixed-scale initialiser
+        (``RandomNormal(stddev=1)`` on a 64-unit layer); Glorot, He and LeCun, which
+        follow the layer's fans, never count.
+    he_init : bool
+        Every kernel initialiser of a hidden ReLU-family layer is He's (variance
+        ``2 / fan_in``), and there is at least one such layer.
+    noisy : frozenset of str
+        Class names of layers that act only in training (Dropout and its variants,
+        GaussianNoise): a training-mode loss is higher than the model's own.
     """
 
     activations: frozenset = frozenset()
@@ -50,6 +64,9 @@ class Architecture:
     attention: bool = False
     recurrent: frozenset = frozenset()
     optimizer: str | None = None
+    large_init: frozenset = frozenset()
+    he_init: bool = False
+    noisy: frozenset = frozenset()
 
     @property
     def normalized(self):
@@ -116,6 +133,11 @@ def architecture(model):
     output_side = weighted[-1] if weighted else len(layers)
     activations = {hidden_activation_name(layer) for layer in layers[:output_side]} - {None}
     merges = [type(o).__name__ for o in _operations(model)] + names
+    large_layers = [layer.name for layer in layers
+                    if any(large(i, v) for i, v in initialized_weights(layer))]
+    relu_layers = [layer for layer in layers[:output_side]
+                   if hidden_activation_name(layer) in ("relu", "relu6")]
+    he = [i for layer in relu_layers for i, _ in initialized_weights(layer)]
     return Architecture(
         activations=frozenset(activations),
         batch_norm=any(name in _BATCH_NORM for name in names),
@@ -124,6 +146,9 @@ def architecture(model):
         attention=any(name in _ATTENTION for name in names),
         recurrent=frozenset(name for name in names if name in _RECURRENT),
         optimizer=optimizer_name(model),
+        large_init=frozenset(large_layers),
+        he_init=bool(he) and all(is_he(i) for i in he),
+        noisy=frozenset(name for name in names if name in _NOISY),
     )
 
 
@@ -152,20 +177,44 @@ def _owner(model, path):
     return None
 
 
+#: A layer's main weight, by the last part of its path, in order of preference.
+_MAIN_SUFFIXES = ("kernel", "depthwise_kernel", "embeddings", "gamma", "scale")
+#: Weights that never stand for their layer.
+_SIDE_SUFFIXES = ("bias", "beta", "recurrent_kernel", "pointwise_kernel", "moving_mean",
+                  "moving_variance", "seed_generator_state")
+
+
 def main_weights(model, paths):
     """``{path: kind}`` for the main weight among ``paths`` of each layer, in path order.
 
-    Main weights are kernels (not recurrent kernels), embeddings and normalisation
-    scales (``gamma``/``scale``); biases and ``beta`` are left out. Without a model,
-    every path ending in ``/kernel`` counts, as a Dense kernel.
+    Main weights are kernels (not recurrent kernels; a separable convolution's
+    depthwise kernel), embeddings and normalisation scales (``gamma``/``scale``);
+    biases and ``beta`` are left out. A custom layer without any of these (its own
+    ``add_weight(name="w")``) is represented by its first other weight, of kind
+    ``"other"`` unless it has a ``kernel`` attribute. Without a model, every path
+    ending in ``/kernel`` counts, as a Dense kernel.
     """
-    suffixes = ("kernel", "embeddings", "gamma", "scale")
-    found = {}
+    groups = {}  # {layer path: its weights' paths}, in order of first appearance
     for path in paths:
-        if path.rsplit("/", 1)[-1] not in suffixes:
+        groups.setdefault(path.rsplit("/", 1)[0], []).append(path)
+    chosen = []
+    for members in groups.values():
+        suffixes = {path.rsplit("/", 1)[-1]: path for path in members}
+        main = next((suffixes[s] for s in _MAIN_SUFFIXES if s in suffixes), None)
+        if main is None and model is not None:
+            main = next((p for p in members if p.rsplit("/", 1)[-1] not in _SIDE_SUFFIXES),
+                        None)
+        if main is not None:
+            chosen.append(main)
+    found = {}
+    for path in sorted(chosen, key=paths.index):
+        if model is None:
+            if path.endswith("/kernel"):
+                found[path] = "dense"
             continue
-        layer = _owner(model, path) if model is not None else None
-        if model is None and not path.endswith("/kernel"):
-            continue
-        found[path] = "dense" if layer is None else _leaf_kind(layer)
+        layer = _owner(model, path)
+        if layer is None:
+            found[path] = "dense" if path.endswith("/kernel") else "other"
+        else:
+            found[path] = _leaf_kind(layer)
     return found

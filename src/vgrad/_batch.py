@@ -66,6 +66,33 @@ def _input_dtype(model, x):
     return np.dtype(np.int32) if np.issubdtype(x.dtype, np.integer) else np.dtype(np.float32)
 
 
+def _input_embedding(model):
+    """The ``Embedding`` layer that reads the model's input directly, or ``None``."""
+    layers = getattr(model, "layers", None) or []
+    if isinstance(model, keras.Sequential):
+        return layers[0] if layers and isinstance(layers[0], keras.layers.Embedding) else None
+    inputs = model_inputs(model) or []
+    for layer in layers:
+        if isinstance(layer, keras.layers.Embedding):
+            try:
+                tensor = layer.input
+            except (AttributeError, ValueError):  # shared or not called on a symbolic input
+                continue
+            if any(tensor is i for i in inputs):
+                return layer
+    return None
+
+
+def _check_token_ids(model, x):
+    """Integer ``x`` must index the rows ``0 .. input_dim - 1`` of an ``Embedding`` that
+    reads the input directly (a lookup layer in between maps ids itself)."""
+    embedding = _input_embedding(model)
+    if embedding is not None and (x.min() < 0 or x.max() >= embedding.input_dim):
+        raise ValueError(f"x holds token ids from {x.min()} to {x.max()}, but the Embedding "
+                         f"layer {embedding.name!r} of model {model.name!r} accepts 0 to "
+                         f"{embedding.input_dim - 1} (input_dim={embedding.input_dim})")
+
+
 def check_features(model, x):
     """Return ``x`` as an array of the model's input dtype after checking it.
 
@@ -74,12 +101,19 @@ def check_features(model, x):
     Integer inputs (token ids for an ``Embedding``) stay integers; all else is float32.
     """
     check_model(model)
-    x = check_array("x", x)
-    x = x.astype(_input_dtype(model, x), copy=False)
     inputs = model_inputs(model)
     if inputs and len(inputs) > 1:
         raise ValueError(f"model {model.name!r} has {len(inputs)} inputs; x must be one array, "
-                         "so vgrad measures single-input models")
+                         "so vgrad measures single-input models (GradientMonitor watches any "
+                         "model's training)")
+    outputs = getattr(model, "outputs", None) if inputs else None
+    if outputs and len(outputs) > 1:
+        raise ValueError(f"model {model.name!r} has {len(outputs)} outputs; vgrad measures "
+                         "single-output models (GradientMonitor watches any model's training)")
+    x = check_array("x", x)
+    x = x.astype(_input_dtype(model, x), copy=False)
+    if np.issubdtype(x.dtype, np.integer):
+        _check_token_ids(model, x)
     if inputs:
         expected = tuple(inputs[0].shape[1 + spurious_axes(model, x):])
         got = x.shape[1:]

@@ -3,7 +3,9 @@
 Keras gives no public hook for intermediate tensors, so for Sequential models the
 layers are called one by one and for functional models the graph is replayed with
 ``Functional._run_through_graph`` (the method ``Functional.call`` itself uses),
-wrapping each operation. Tensors computed this way lie on the path from the inputs
+wrapping each operation; a Sequential or functional model used as a layer is entered
+the same way, and a ``TimeDistributed`` Dense or Conv layer is tapped through its inner
+layer. Tensors computed this way lie on the path from the inputs
 to the loss, so a ``tf.GradientTape`` gives ``dLoss/dz`` for them directly.
 
 Each residual merge (an ``Add`` layer, or ``x + y`` in a functional graph) also records
@@ -55,14 +57,32 @@ def _is_residual_merge(operation):
     return kind.__name__ == "Add" and kind.__module__.startswith("keras.src.ops")
 
 
+def _has_kernel(layer):
+    # Dense and Conv layers have ``kernel``; separable and depthwise convolutions do not.
+    return any(hasattr(layer, name) for name in ("kernel", "depthwise_kernel"))
+
+
 def _has_own_activation(layer):
     fn = getattr(layer, "activation", None)
     return (
-        hasattr(layer, "kernel")
+        _has_kernel(layer)
         and not hasattr(layer, "cell")
         and callable(fn)
         and fn is not _LINEAR
     )
+
+
+def replayable(model):
+    """Whether ``model``'s graph can be replayed layer by layer: a built Sequential or
+    functional model (one with symbolic inputs)."""
+    try:
+        inputs = model.inputs
+    except (AttributeError, ValueError):  # "Sequential model ... has no defined inputs yet"
+        return False
+    graph = isinstance(model, keras.Sequential) or (
+        hasattr(model, "_run_through_graph") and getattr(model, "_nodes_by_depth", None)
+    )
+    return bool(graph and inputs)
 
 
 class _Tapper:
@@ -98,11 +118,45 @@ class _Tapper:
         self.taps.activations[name] = output
         self.taps.functions[name] = activation_fn
 
+    def replay(self, model, x):
+        """Run a Sequential or functional ``model`` on ``x`` one operation at a time
+        (a model nested in it is entered: its layers keep their own names)."""
+        if isinstance(model, keras.Sequential):
+            outputs = x
+            for layer in model.layers:
+                outputs = self.wrap(layer)(outputs)
+            return outputs
+        outputs = model._run_through_graph(x, operation_fn=self.wrap)
+        return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
+
+    def run_time_distributed(self, operation, args, kwargs):
+        """A ``TimeDistributed`` Dense or Conv layer: its inner layer's activation is
+        tapped under ``outer/inner``, the name :mod:`vgrad._layers` gives it."""
+        inner = operation.layer
+        activation_fn = inner.activation
+        inner.activation = _LINEAR
+        try:
+            z = operation(*args, **kwargs)
+        finally:
+            inner.activation = activation_fn
+        output = activation_fn(z)
+        name = f"{operation.name}/{inner.name}"
+        self.last_kernel_layer = name
+        self.record(name, z, activation_fn, output)
+        return output
+
     def wrap(self, operation):
         def run(*args, **kwargs):
             return self.register(call(*args, **kwargs))
 
         def call(*args, **kwargs):
+            if isinstance(operation, keras.Model) and replayable(operation) and len(args) == 1:
+                return self.replay(operation, args[0])
+            if (isinstance(operation, keras.layers.TimeDistributed)
+                    and _has_own_activation(operation.layer)):
+                if _accepts_training(operation):
+                    kwargs.setdefault("training", self.training)
+                return self.run_time_distributed(operation, args, kwargs)
             if isinstance(operation, keras.layers.Layer) and _accepts_training(operation):
                 kwargs.setdefault("training", self.training)
             if _is_residual_merge(operation):
@@ -126,7 +180,7 @@ class _Tapper:
                 self.record(operation.name, z, activation_fn, output)
                 return output
             output = operation(*args, **kwargs)
-            if hasattr(operation, "kernel"):
+            if _has_kernel(operation):
                 self.last_kernel_layer = operation.name
             return output
 
@@ -135,10 +189,7 @@ class _Tapper:
 
 def check_replayable(model):
     """Raise ``ValueError`` unless ``model``'s graph can be replayed layer by layer."""
-    replayable = isinstance(model, keras.Sequential) or (
-        hasattr(model, "_run_through_graph") and getattr(model, "_nodes_by_depth", None)
-    )
-    if not replayable or not getattr(model, "inputs", None):
+    if not replayable(model):
         raise ValueError(
             f"model {model.name!r} is subclassed (or not built); per-layer activations need a "
             "built Sequential or functional keras.Model"
@@ -160,13 +211,7 @@ def tapped_forward(model, x, training=True):
     """
     check_replayable(model)
     tapper = _Tapper(training)
-    if isinstance(model, keras.Sequential):
-        outputs = x
-        for layer in model.layers:
-            outputs = tapper.wrap(layer)(outputs)
-    else:
-        outputs = model._run_through_graph(x, operation_fn=tapper.wrap)
-        outputs = outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
+    outputs = tapper.replay(model, x)
     taps = tapper.taps
     # The output layer's own activation (softmax, sigmoid) is not a hidden activation.
     final = {id(tensor) for tensor in keras.tree.flatten(outputs)}

@@ -222,9 +222,13 @@ def _infer(y, output):
 def resolve_loss(model, y, loss, output):
     """The :class:`ResolvedLoss` for ``model``, ``y`` (checked, finite) and ``loss=``."""
     compiled = getattr(model, "loss", None) if getattr(model, "compiled", False) else None
-    if isinstance(compiled, (list, tuple, dict)):
-        raise ValueError(f"model {model.name!r} is compiled with one loss per output; "
-                         "vgrad measures single-output models: pass loss=")
+    if isinstance(compiled, (list, tuple, dict)) and len(compiled) == 1:
+        # One output's loss in a list or a dict keyed by the output's name.
+        compiled = next(iter(compiled.values() if isinstance(compiled, dict) else compiled))
+    if isinstance(compiled, (list, tuple, dict)) and loss is None:
+        raise ValueError(f"model {model.name!r} is compiled with {len(compiled)} losses, one "
+                         "per output; vgrad measures single-output models: pass loss= to "
+                         "measure with one loss")
     if loss is not None or compiled is not None:
         given = loss if loss is not None else compiled
         function, key = _function_and_key(given)

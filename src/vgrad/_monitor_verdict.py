@@ -150,6 +150,9 @@ def diagnose_monitor(monitor):
     if verdict in ("healthy", "inconclusive") and stuck:
         notes.append(f"gradient flow ({verdict}): {reason}")
         verdict, reason = "not learning", f"{loss_text}, although the gradient flow looks {verdict}"
+        if features.noisy:
+            notes.append(f"the training loss is taken with {'/'.join(sorted(features.noisy))} "
+                         "active, which keeps it high: model.evaluate gives the loss without")
     elif verdict in ("healthy", "inconclusive") and high:
         verdict, reason = "large updates", (
             f"the median update ratio of {high[0]} is {updates[high[0]]:.1e}, "

@@ -8,6 +8,7 @@ A user error (missing file, unreadable model, data that do not fit) prints one l
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -47,6 +48,15 @@ def _parser():
     diagnose.add_argument("--batch-size", type=_positive_int, default=256, metavar="N",
                           help="use the first N examples (default: 256)")
     diagnose.add_argument("--json", action="store_true", help="print the findings as JSON")
+    diagnose.add_argument("--import", dest="imports", action="append", default=[],
+                          metavar="MODULE",
+                          help="import MODULE first (repeatable), e.g. the module that "
+                               "registers the model's custom layers or losses with "
+                               "keras.saving.register_keras_serializable; the current "
+                               "directory is searched")
+    diagnose.add_argument("--unsafe", action="store_true",
+                          help="load with safe_mode=False, for Lambda layers: runs code "
+                               "stored in the file, so only for files you trust")
     demo = commands.add_parser(
         "demo", help="deep sigmoid net next to a ReLU/He net on the digits data",
         description="Diagnose a deep sigmoid/Glorot MLP and the same MLP with ReLU and He "
@@ -62,8 +72,25 @@ def _first_line(error):
     return f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
 
 
-def load_model(path):
-    """Load a ``.keras`` model (``safe_mode=True``) or a legacy ``.h5`` model.
+def import_modules(names):
+    """Import each module of ``names`` (the current directory searched first).
+
+    Raises
+    ------
+    UsageError
+        If a module cannot be imported.
+    """
+    if names and "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # noqa: BLE001  any failure of the user's module
+            raise UsageError(f"--import {name}: {_first_line(error)}") from error
+
+
+def load_model(path, safe_mode=True):
+    """Load a ``.keras`` model (``safe_mode=True`` unless told) or a legacy ``.h5`` model.
 
     A ``.h5`` file (Keras 2, or Keras 3's legacy writer) is loaded with
     ``compile=False``, since its optimizer configuration may not load in Keras 3; the
@@ -91,9 +118,15 @@ def load_model(path):
             if legacy:
                 model = keras.models.load_model(path, compile=False)
             else:
-                return keras.saving.load_model(path, safe_mode=True)
+                return keras.saving.load_model(path, safe_mode=safe_mode)
     except Exception as error:  # noqa: BLE001  Keras raises many types for a bad file
-        raise UsageError(f"cannot load {path} as a Keras model ({_first_line(error)})") from error
+        text = str(error)
+        hint = ("; it holds a Lambda layer: pass --unsafe if you trust the file"
+                if "safe_mode" in text else
+                "; for custom layers or losses, pass --import with the module that registers "
+                "them" if "Could not locate" in text or "Unknown" in text else "")
+        raise UsageError(f"cannot load {path} as a Keras model ({_first_line(error)}){hint}") \
+            from error
     loss = _h5_loss(path)
     if loss is not None:
         try:
@@ -145,12 +178,14 @@ def _diagnose(args):
 
     from vgrad.diagnosis import diagnose
 
-    model = load_model(args.model)
+    import_modules(args.imports)
+    model = load_model(args.model, safe_mode=not args.unsafe)
     x, y = load_data(args.data, args.batch_size)
     try:
         diagnosis = diagnose(model, x, y)  # the model's compiled loss, else inferred
     except (ValueError, TypeError, tf.errors.OpError) as error:
-        raise UsageError(f"{args.data} does not fit model {model.name!r}: {_first_line(error)}") from error
+        raise UsageError(f"cannot diagnose model {model.name!r} on {args.data}: "
+                         f"{_first_line(error)}") from error
     loss_text = f"{diagnosis.loss_name} ({diagnosis.loss_source})"
     if args.json:
         header = {"model": args.model, "data": args.data, "num_examples": len(x), "loss_function": loss_text}

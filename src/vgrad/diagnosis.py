@@ -17,6 +17,7 @@ from vgrad import policy
 from vgrad._backend import require_tensorflow
 from vgrad._architecture import architecture, leaf_layers
 from vgrad._deprecated import renamed_keywords
+from vgrad._loss_level import judge_loss
 from vgrad._monitor_verdict import MONITOR_ATTRIBUTES, diagnose_monitor
 from vgrad.findings import Diagnosis, LayerFinding
 from vgrad.policy import ADVICE  # noqa: F401 (re-exported)
@@ -53,9 +54,10 @@ def _rows(measurement, model):
                                      backprop_rms=value, finite=math.isfinite(value)))
     for name, value in measurement.block_backprop.items():
         rows.append(LayerFinding(name, "block", backprop_rms=value, finite=math.isfinite(value)))
-    if measurement.block_backprop:  # place block inputs among the layers, in layer order
-        order = {layer.name: index for index, layer in enumerate(leaf_layers(model))}
-        rows.sort(key=lambda row: order.get(row.name.split("/")[0], len(order)))
+    # Block inputs and activation-only points (e.g. of a frozen layer) among the weight
+    # layers, in layer order (a stable sort keeps sublayers in their order).
+    order = {layer.name: index for index, layer in enumerate(leaf_layers(model))}
+    rows.sort(key=lambda row: order.get(row.name.split("/")[0], len(order)))
     return rows
 
 
@@ -66,30 +68,6 @@ def _comparable_points(measurement, output):
     if len(measurement.block_backprop) >= 2:
         return dict(measurement.block_backprop), "block", "gradient RMS at residual block inputs"
     return hidden or dict(measurement.block_backprop), "none", None
-
-
-def _output_width(model):
-    outputs = getattr(model, "outputs", None)
-    if outputs:
-        return outputs[0].shape[-1]
-    units = [getattr(layer, "units", None) for layer in leaf_layers(model)]
-    return next((u for u in reversed(units) if isinstance(u, int)), None)
-
-
-def chance_level(model, loss_name):
-    """Chance-level loss of ``model`` under ``loss_name``, or ``None`` if it has none."""
-    if not loss_name or "cross-entropy" not in loss_name:
-        return None
-    width = _output_width(model)
-    return policy.chance_loss(2 if "binary" in loss_name or width == 1 else width)
-
-
-def _trained_steps(model):
-    iterations = getattr(getattr(model, "optimizer", None), "iterations", None)
-    try:
-        return int(keras.ops.convert_to_numpy(iterations)) if iterations is not None else 0
-    except (TypeError, ValueError):
-        return 0
 
 
 def _gradient_rules(measurement, rows, output):
@@ -125,18 +103,23 @@ def _gradient_rules(measurement, rows, output):
         return ("dead units", f"dead ReLU units (0 on every example): {shares} (above "
                 f"{policy.DEAD_THRESHOLD:.0%} of a layer)", math.nan, "none", bad, [])
     points, kind, what = _comparable_points(measurement, output)
+    kernels = {row.name: row.kernel_norm for row in rows if row.kind in _GRADIENT_KINDS}
+    largest = max(kernels, key=kernels.get) if kernels else None
+    # A huge gradient is exploding whether or not a ratio can be formed.
+    huge = (f"kernel-gradient norm at {largest} is {kernels[largest]:.2e} (above "
+            f"{policy.EXPLODING_NORM:g})" if largest and kernels[largest] > policy.EXPLODING_NORM
+            else None)
     if what is None:
+        if huge:
+            return "exploding", huge, math.nan, "none", bad, []
         listed = ", ".join(points) or "none"
         return ("inconclusive", f"fewer than two comparable points (activation inputs or "
                 f"residual block inputs; found: {listed}), so no ratio is formed",
                 math.nan, "none", bad, [])
     names = list(points)
     verdict, reason, ratio = policy.ratio_verdict(names[0], names[-1], points, what)
-    kernels = {row.name: row.kernel_norm for row in rows if row.kind in _GRADIENT_KINDS}
-    largest = max(kernels, key=kernels.get) if kernels else None
-    if verdict != "exploding" and largest and kernels[largest] > policy.EXPLODING_NORM:
-        verdict, reason = "exploding", (f"kernel-gradient norm at {largest} is "
-                                        f"{kernels[largest]:.2e} (above {policy.EXPLODING_NORM:g})")
+    if verdict != "exploding" and huge:
+        verdict, reason = "exploding", huge
     return verdict, reason, ratio, kind, bad, []
 
 
@@ -154,20 +137,8 @@ def _diagnose_model(model, x, y, loss):
         rows = [replace(row, backprop_ratio=policy.ratio(row.backprop_rms, last))
                 if row.name in points else row for row in rows]
     notes = list(measurement.notes)
-    chance = chance_level(model, measurement.loss_name)
-    steps = _trained_steps(model)
-    if chance is not None and math.isfinite(measurement.loss):
-        at_chance = abs(measurement.loss - chance) <= policy.CHANCE_MARGIN * chance
-        if at_chance and steps and verdict == "healthy":
-            verdict, reason = "not learning", (
-                f"after {steps} training steps the loss {measurement.loss:.3g} is at chance "
-                f"level (ln {round(math.exp(chance))} = {chance:.3g}) although the gradients flow")
-        elif at_chance:
-            notes.append(f"the loss {measurement.loss:.3g} is at chance level ({chance:.3g}): "
-                         "as expected before training, a sign of no learning after it")
-        elif measurement.loss > 3 * chance:
-            notes.append(f"the loss {measurement.loss:.3g} is over 3x chance level ({chance:.3g}): "
-                         "confident wrong predictions, often from large weights or logits")
+    verdict, reason = judge_loss(model, x, y, loss, measurement, features, verdict, reason,
+                                 notes)
     dead = policy.dead_units({r.name: r.dead_fraction for r in rows if r.name != output})
     if dead and verdict != "dead units":
         notes.append(f"more than {policy.DEAD_THRESHOLD:.0%} of the ReLU units are dead in "

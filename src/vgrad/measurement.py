@@ -29,7 +29,7 @@ from vgrad._backend import require_tensorflow
 from vgrad._batch import build_on, check_features, model_inputs, spurious_axes
 from vgrad._cache import cached, compile_probe
 from vgrad._checks import check_array, check_flag, check_model, check_same_length
-from vgrad._forward import tapped_forward
+from vgrad._forward import replayable, tapped_forward
 from vgrad._layers import weight_layers
 from vgrad._losses import Output, output_layer, own_activation_name, resolve_loss
 from vgrad._numerics import dense_gradient, scaled_norms
@@ -105,18 +105,10 @@ def _output(model, x):
     return cached(model, ("output",), build)
 
 
-def _replayable(model):
-    from keras import Sequential
-
-    return bool(model_inputs(model)) and (
-        isinstance(model, Sequential) or bool(getattr(model, "_nodes_by_depth", None))
-    )
-
-
 def _compile(model, loss_function, training):
     """``(plan, fn)``: ``fn(x, y)`` returns one float32 vector that ``plan`` unpacks."""
     variables = list(model.trainable_variables)
-    replayable = _replayable(model)
+    graph = replayable(model)
     save, restore = restoring_state(model)
     plan = {"variables": variables, "specs": weight_layers(model)}  # names added when traced
 
@@ -125,7 +117,7 @@ def _compile(model, loss_function, training):
         with tf.GradientTape() as tape:
             if x.dtype.is_floating:
                 tape.watch(x)  # the first residual block may start at the input itself
-            if replayable:
+            if graph:
                 outputs, taps = tapped_forward(model, x, training=training)
             else:
                 outputs, taps = model(x, training=training), None
@@ -222,7 +214,7 @@ def measure(model, x, y, *, loss=None, training=True):
                       lambda: _compile(model, resolved.function, training))
     values = fn(tf.constant(x), tf.constant(resolved.y)).numpy().astype(np.float64)
     notes = []
-    if not _replayable(model):
+    if not replayable(model):
         notes.append(f"model {model.name!r} is subclassed (or has no symbolic inputs): its "
                      "activations cannot be tapped, so back-propagated gradients and activation "
                      "statistics are not measured")

@@ -68,11 +68,13 @@ ADVICE = {
             "derivative is 1 for active units, while theirs falls towards 0 in the flat tails.",
     "he": "Initialise kernels with He initialisation (kernel_initializer='he_normal'), which "
           "keeps activation and gradient variance constant across ReLU layers (He et al. 2015).",
-    "batch_norm": "Add BatchNormalization before each activation (build_mlp(..., "
-                  "batch_norm=True)): it rescales every layer's pre-activations to unit "
-                  "variance, away from flat tails and runaway scales (Ioffe & Szegedy 2015).",
-    "residual": "Add residual connections (build_mlp(..., residual=True)): the identity path "
-                "carries the gradient around every layer (He et al. 2016).",
+    "batch_norm": "Add BatchNormalization before each activation (keras.layers."
+                  "BatchNormalization; vgrad.build_mlp(..., batch_norm=True)): it rescales "
+                  "every layer's pre-activations to unit variance, away from flat tails and "
+                  "runaway scales (Ioffe & Szegedy 2015).",
+    "residual": "Add residual connections (keras.layers.Add of a block's input and output; "
+                "vgrad.build_mlp(..., residual=True)): the identity path carries the "
+                "gradient around every layer (He et al. 2016).",
     "leaky": "Dead ReLU units pass no gradient: lower the learning rate (one huge step kills "
              "units), use leaky ReLU or ELU (activation='leaky_relu') and He initialisation.",
     "zero_layer": "Re-initialise {layers} (e.g. kernel_initializer='glorot_uniform'): an "
@@ -183,7 +185,8 @@ def choose_advice(verdict, features, *, saturated=(), forward_finite=True, zero_
     """Advice texts for ``verdict``, naming only what ``features`` says the model has.
 
     ``features`` holds ``activations`` (hidden activation names), ``normalized``,
-    ``residual``, ``simple_rnn`` (bools) as attributes; ``saturated`` names the
+    ``residual``, ``simple_rnn``, ``he_init`` (bools) and ``large_init`` (layer names) as
+    attributes; ``saturated`` names the
     saturating activations found in their flat tails.
     """
     present = sorted(set(features.activations) & set(SATURATING))
@@ -191,6 +194,8 @@ def choose_advice(verdict, features, *, saturated=(), forward_finite=True, zero_
     chosen = []
     normalize = [] if features.normalized else ["batch_norm"]
     fixes_depth = normalize + ([] if features.residual else ["residual"])
+    # Only a layer drawn at a large fixed scale makes a smaller initial scale the fix.
+    smaller_init = ["smaller_init"] if getattr(features, "large_init", ()) else []
     if verdict == "zero layer":
         chosen = ["zero_layer"]
     elif verdict == "dead units":
@@ -199,13 +204,15 @@ def choose_advice(verdict, features, *, saturated=(), forward_finite=True, zero_
         chosen = ["lower_lr"] if high_updates or verdict == "large updates" else []
         chosen += ["check_training"] + (["clip"] if verdict == "large updates" else [])
     elif not forward_finite:
-        chosen = ["inputs", "smaller_init"] + normalize
+        chosen = ["inputs", *smaller_init] + normalize
     elif verdict == "vanishing":
         chosen = (["lstm"] if features.simple_rnn else []) + (["relu"] if saturating else [])
-        chosen += ["he"] if (saturating or set(features.activations) & set(DYING)) else []
+        he_already = getattr(features, "he_init", False)
+        relu_without_he = bool(set(features.activations) & set(DYING)) and not he_already
+        chosen += ["he"] if (saturating or relu_without_he) else []
         chosen += fixes_depth
     elif verdict == "exploding":
-        chosen = ["clip", "smaller_init", "lower_lr"]
+        chosen = ["clip", *smaller_init, "lower_lr"]
         chosen += ["lstm"] if features.simple_rnn else normalize
     if saturated and verdict in ("vanishing", "healthy"):
         chosen += ["relu"] + normalize

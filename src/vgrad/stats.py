@@ -68,7 +68,8 @@ class ActivationStats:
 def layer_statistics(activations, function):
     """``[mean, std, saturated fraction, dead fraction]`` of one layer's activations (a tensor)."""
     kind = activation_kind(function)
-    a = tf.reshape(activations, (tf.shape(activations)[0], -1))
+    # float32 whatever the layer computes in (mixed precision gives float16)
+    a = tf.cast(tf.reshape(activations, (tf.shape(activations)[0], -1)), tf.float32)
     nan = tf.constant(np.nan, tf.float32)
     if kind in ("sigmoid", "hard_sigmoid"):
         saturated = tf.reduce_mean(tf.cast(tf.abs(2.0 * a - 1.0) > TANH_SATURATION, tf.float32))
