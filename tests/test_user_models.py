@@ -267,3 +267,42 @@ def test_he_advice_only_for_relu_models_without_he():
     assert he in policy.choose_advice("vanishing", architecture(_mlp("glorot_uniform")))
     # sigmoid models are told to move to ReLU with He, whatever they use now
     assert he in policy.choose_advice("vanishing", architecture(_mlp("he_normal", "sigmoid")))
+
+
+# -- mixed precision under a monitor: the steps the loss scaling skips -------------------
+
+
+def _mixed_precision_relu(stddev):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        init = keras.initializers.RandomNormal(stddev=stddev, seed=0)
+        inputs = keras.Input((64,))
+        hidden = inputs
+        for _ in range(6):
+            hidden = layers.Dense(64, activation="relu", kernel_initializer=init)(hidden)
+        outputs = layers.Activation("softmax", dtype="float32")(layers.Dense(10)(hidden))
+        model = keras.Model(inputs, outputs)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    model.compile("adam", "sparse_categorical_crossentropy")
+    assert type(model.optimizer).__name__ == "LossScaleOptimizer"
+    return model
+
+
+@pytest.mark.parametrize("stddev", [2.0, 0.5])
+def test_steps_skipped_by_loss_scaling_are_counted_and_judged(digits, stddev):
+    (x_train, y_train), _ = digits
+    model = _mixed_precision_relu(stddev)
+    monitor = vgrad.GradientMonitor()
+    model.fit(x_train[:256], y_train[:256], epochs=1, batch_size=32, verbose=0,
+              callbacks=[monitor])
+    applied = int(model.optimizer.iterations.numpy())
+    assert len(monitor.steps) == applied and monitor.num_skipped == 8 - applied
+    assert monitor.num_skipped > 0
+    diagnosis = vgrad.diagnose(monitor)
+    assert diagnosis.verdict == "exploding", diagnosis
+    if applied == 0:  # every step overflowed in float16: nothing recorded, still a verdict
+        assert "skipped all 8 steps" in diagnosis.reason
+        assert f"{monitor.num_skipped} steps skipped by the loss scaling" in repr(monitor)
+    else:
+        assert any(f"skipped {monitor.num_skipped} steps" in note for note in diagnosis.notes)

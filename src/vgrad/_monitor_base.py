@@ -113,6 +113,8 @@ class MonitorBase(keras.callbacks.Callback):
         if self._names is None:
             self._names = unique_paths(hook.variables)
             self._records.add_variables(self._names)
+        if hasattr(hook, "take_skipped"):  # not on JAX, which refuses a LossScaleOptimizer
+            self._records.num_skipped += hook.take_skipped()
         rows, bins = hook.drain()
         if self._schedule is not None:
             self._schedule.unread = 0

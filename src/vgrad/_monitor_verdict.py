@@ -103,6 +103,16 @@ def _gradient_verdict(monitor, medians, updates, kinds, features):
     return verdict, "median " + reason, ratio, "kernel"
 
 
+def _all_skipped(skipped, features):
+    """The diagnosis of a run in which a ``LossScaleOptimizer`` skipped every step."""
+    reason = (f"the LossScaleOptimizer skipped all {skipped} steps: the scaled gradients held "
+              "inf/nan at every step, so no update was applied and no step was recorded "
+              "(with float16 this is usually a forward pass that overflows)")
+    advice = policy.choose_advice("exploding", features, forward_finite=False)
+    return Diagnosis("exploding", reason, (), advice, (), math.nan, "none", None, None, None,
+                     False, False, "monitor")
+
+
 def diagnose_monitor(monitor):
     """Diagnose a recorded run.
 
@@ -119,12 +129,15 @@ def diagnose_monitor(monitor):
     history = {path: list(values) for path, values in dict(monitor.history).items() if len(values)}
     model = _model(monitor)
     kinds = main_weights(model, list(history))
+    features = architecture(model) if model is not None else Architecture()
+    skipped = int(getattr(monitor, "num_skipped", 0) or 0)
+    if not kinds and skipped:
+        return _all_skipped(skipped, features)
     if not kinds:
         raise ValueError(
             "monitor has recorded no gradient norms; pass it to "
             "model.fit(..., callbacks=[monitor]) first"
         )
-    features = architecture(model) if model is not None else Architecture()
     recorded = dict(monitor.update_ratio or {})
     medians = {p: finite_median(history[p]) for p in kinds}
     updates = {p: _median_or_none(recorded.get(p)) for p in kinds}
@@ -142,6 +155,10 @@ def diagnose_monitor(monitor):
     if monitor.num_clipped:
         notes.append(f"gradients were clipped at {monitor.num_clipped} of "
                      f"{len(monitor.clipped)} recorded steps")
+    if skipped:
+        notes.append(f"the LossScaleOptimizer skipped {skipped} steps (inf/nan in the scaled "
+                     "float16 gradients; it halves the loss scale and goes on: a few at the "
+                     f"start are normal), besides the {len(monitor.steps)} recorded")
     high = [p for p in kinds if kinds[p] in JUDGED_KINDS
             and policy.update_level(updates[p]) == "high"]
     losses = getattr(monitor, "loss", None)

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from vgrad._hook_columns import HISTOGRAM_BINS, NUM_FIXED, copies_weights_for
+from vgrad._loss_owner import SkipCounter, counting_skips, seeing_loss
 from vgrad._hook_ops import (
     bin_gradients, capture_updates, dense, distributed_context, half_squares, total, visible,
 )
@@ -66,6 +67,7 @@ class OptimizerHook:
             self.buffer = tf.Variable(tf.zeros((self.capacity, width), tf.float64), trainable=False)
             self.count = tf.Variable(0, dtype=tf.int64, trainable=False)
             self.nonfinite_seen = tf.Variable(False, trainable=False)
+            self.skips = SkipCounter()
             self.bins = None
             if self.histograms:
                 self.bins = tf.Variable(tf.zeros(
@@ -81,29 +83,20 @@ class OptimizerHook:
 
     @contextlib.contextmanager
     def installed(self, loss_owner=None):
-        """Patch ``optimizer.apply`` (and ``loss_owner.scale_loss``, to see the loss)
-        for the duration of the block; both are restored however the block ends."""
+        """Patch ``optimizer.apply`` and what :mod:`vgrad._loss_owner` reads from
+        ``loss_owner`` for the block; all are restored however the block ends."""
         original_apply = self.optimizer.apply
-        patched = [(self.optimizer, "apply")]
 
         def apply(grads, trainable_variables=None):
             return self._apply(original_apply, grads, trainable_variables)
 
         object.__setattr__(self.optimizer, "apply", apply)
-        if loss_owner is not None and "scale_loss" not in vars(loss_owner):
-            original_scale = loss_owner.scale_loss
-
-            def scale_loss(loss):
-                self._traced.loss = loss
-                return original_scale(loss)
-
-            object.__setattr__(loss_owner, "scale_loss", scale_loss)
-            patched.append((loss_owner, "scale_loss"))
         try:
-            yield self
+            with seeing_loss(loss_owner, lambda loss: setattr(self._traced, "loss", loss)), \
+                    counting_skips(loss_owner, self._count_skip):
+                yield self
         finally:
-            for owner, name in patched:
-                object.__delattr__(owner, name)
+            object.__delattr__(self.optimizer, "apply")
 
     def _apply(self, original_apply, grads, trainable_variables=None):
         grads = list(grads)
@@ -222,6 +215,18 @@ class OptimizerHook:
             self.nonfinite_seen.assign(
                 tf.logical_or(self.nonfinite_seen, tf.logical_not(tf.math.is_finite(gradient_sum)))
             )
+
+    def _count_skip(self):
+        """Count a step the loss-scaling optimizer skips (traced in its non-finite branch)."""
+        if self.bound and self.failure is None:
+            try:
+                self.skips.add()
+            except Exception as error:  # noqa: BLE001 - a monitor must not break training
+                self.failure = error
+
+    def take_skipped(self):
+        """Steps skipped by a ``LossScaleOptimizer`` since the last call."""
+        return self.skips.take() if self.bound else 0
 
     def take_nonfinite(self):
         """Whether a non-finite gradient was recorded since the last call (then reset)."""

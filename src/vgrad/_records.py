@@ -20,6 +20,7 @@ class Records:
             setattr(self, name, [])
         for name in TABLES:
             setattr(self, name, {})
+        self.num_skipped = 0  # steps a LossScaleOptimizer skipped (no update, no record)
 
     def add_variables(self, paths):
         """Give each of ``paths`` a column, ``nan`` at the records made before it."""

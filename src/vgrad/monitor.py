@@ -96,6 +96,13 @@ class GradientMonitor(MonitorBase):
         are recorded as ``inf`` or ``nan``; nothing is raised.
     num_clipped, num_nonfinite : int
         Number of True entries of ``clipped`` and ``nonfinite``.
+    num_skipped : int
+        Steps that a ``LossScaleOptimizer`` (mixed precision) skipped because its
+        scaled gradients held ``inf`` or ``nan``: it applies no update and halves the
+        loss scale, and the inner optimizer, whose gradients are recorded, never sees
+        them, so they have no record. A few at the start of training are normal;
+        every step skipped means the float16 pass overflows. (Counted in the steps the
+        monitor's train function runs: with ``every > 1``, the recorded ones.)
 
     The records are read from the device when ``fit`` ends (with ``log_dir``, also at
     epoch ends, at most every two seconds), when the buffer may fill, and whenever one
@@ -145,6 +152,12 @@ class GradientMonitor(MonitorBase):
     @property
     def num_nonfinite(self):
         return int(sum(self.nonfinite))
+
+    @property
+    def num_skipped(self):
+        """Steps a ``LossScaleOptimizer`` skipped (see the class docstring)."""
+        self._read_device()
+        return self._records.num_skipped
 
     def on_train_begin(self, logs=None):
         model = self.model
@@ -224,6 +237,8 @@ class GradientMonitor(MonitorBase):
     def __repr__(self):
         head = (f"GradientMonitor(every={self.every}): {len(self.steps)} records, "
                 f"{self.num_clipped} clipped, {self.num_nonfinite} non-finite")
+        if self.num_skipped:
+            head += f", {self.num_skipped} steps skipped by the loss scaling"
         if not self.steps:
             return head
         return f"{head}, steps {self.steps[0]}..{self.steps[-1]}\n{self._records.table()}"
