@@ -306,3 +306,31 @@ def test_steps_skipped_by_loss_scaling_are_counted_and_judged(digits, stddev):
         assert f"{monitor.num_skipped} steps skipped by the loss scaling" in repr(monitor)
     else:
         assert any(f"skipped {monitor.num_skipped} steps" in note for note in diagnosis.notes)
+
+
+# -- datasets, as fit takes them ---------------------------------------------------------
+
+
+def test_diagnose_reads_the_first_batch_of_a_dataset(batch):
+    import tensorflow as tf
+
+    x, y = batch
+    model = keras.Sequential([keras.Input((64,)), layers.Dense(16, activation="relu"),
+                              layers.Dense(16, activation="relu"), layers.Dense(10)])
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    from_dataset, from_arrays = vgrad.diagnose(model, dataset), vgrad.diagnose(model, x[:32], y[:32])
+    assert from_dataset.loss == pytest.approx(from_arrays.loss, rel=1e-6)
+    assert from_dataset.verdict == from_arrays.verdict
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, index):
+            return x[32 * index : 32 * (index + 1)], y[32 * index : 32 * (index + 1)]
+
+    assert vgrad.diagnose(model, Batches()).loss == pytest.approx(from_arrays.loss, rel=1e-6)
+    with pytest.raises(ValueError, match="hold no targets"):
+        vgrad.diagnose(model, tf.data.Dataset.from_tensor_slices(x).batch(32))
+    with pytest.raises(ValueError, match="empty dataset"):
+        vgrad.diagnose(model, dataset.take(0))

@@ -93,6 +93,31 @@ def _check_token_ids(model, x):
                          f"{embedding.input_dim - 1} (input_dim={embedding.input_dim})")
 
 
+def first_batch(data):
+    """``(x, y)`` of the first batch of a ``tf.data.Dataset`` or ``keras.utils.PyDataset``
+    that yields ``(x, y)`` or ``(x, y, sample_weight)``; ``None`` for anything else.
+
+    Raises
+    ------
+    ValueError
+        If the dataset is empty or its batches hold no targets.
+    """
+    import tensorflow as tf
+
+    if isinstance(data, tf.data.Dataset):
+        element = next(iter(data.take(1)), None)
+    elif isinstance(data, keras.utils.PyDataset):
+        element = data[0] if len(data) else None
+    else:
+        return None
+    if element is None:
+        raise ValueError("x is an empty dataset; diagnose needs one batch (x, y) from it")
+    if not isinstance(element, (tuple, list)) or len(element) < 2:
+        raise ValueError("x is a dataset whose batches hold no targets; diagnose needs "
+                         "batches (x, y) or (x, y, sample_weight), or pass x and y")
+    return tuple(np.asarray(part) for part in element[:2])
+
+
 def check_features(model, x):
     """Return ``x`` as an array of the model's input dtype after checking it.
 

@@ -16,6 +16,7 @@ import keras
 from vgrad import policy
 from vgrad._backend import require_tensorflow
 from vgrad._architecture import architecture, leaf_layers
+from vgrad._batch import first_batch
 from vgrad._deprecated import renamed_keywords
 from vgrad._loss_level import judge_loss
 from vgrad._monitor_verdict import MONITOR_ATTRIBUTES, diagnose_monitor
@@ -168,8 +169,10 @@ def diagnose(subject, x=None, y=None, *, loss=None):
         ``update_ratio``, ``clipped``, ``num_clipped``, ``nonfinite``; ``loss`` and
         ``model`` are used when present), judged from medians over recorded steps.
         (Formerly ``model=``, still accepted with a ``DeprecationWarning``.)
-    x : (num_samples, ...) array_like
-        Input batch (models only).
+    x : (num_samples, ...) array_like, or a dataset
+        Input batch (models only); or a ``tf.data.Dataset`` / ``keras.utils.PyDataset``
+        of ``(x, y)`` batches, as ``fit`` takes, whose first batch is measured (then
+        without ``y``).
     y : (num_samples, ...) array_like
         Targets (models only).
     loss : callable or str, optional
@@ -208,8 +211,13 @@ def diagnose(subject, x=None, y=None, *, loss=None):
     """
     if isinstance(subject, keras.Model):
         require_tensorflow("diagnose(model, x, y)")
+        batch = first_batch(x) if y is None else None
+        if batch is not None:
+            x, y = batch  # the dataset's first batch
         if x is None or y is None:
-            raise TypeError("diagnose(model, x, y) needs the input batch x and the targets y")
+            raise TypeError("diagnose(model, x, y) needs the input batch x and the targets y "
+                            "(or x, a tf.data.Dataset or keras.utils.PyDataset of (x, y) "
+                            "batches, whose first batch is used)")
         return _diagnose_model(subject, x, y, loss)
     if all(hasattr(subject, name) for name in MONITOR_ATTRIBUTES):
         if x is not None or y is not None or loss is not None:
