@@ -324,7 +324,13 @@ def test_update_level_counts_zero_as_low():
 def test_loss_progress_and_chance_level():
     assert policy.loss_progress([2.3] * 9)[0]
     assert policy.loss_progress(np.linspace(2.3, 1.0, 9))[0] is False
+    # ends at chance level: stuck, unless updates at a healthy pace still bring it down
     assert policy.loss_progress(np.linspace(3.0, 2.31, 9), chance=math.log(10))[0]
+    flat_at_chance = [3.0, 2.7, 2.4, 2.31, 2.30, 2.31, 2.30, 2.31, 2.30]
+    assert policy.loss_progress(flat_at_chance, chance=math.log(10), paced=True)[0]
+    early_adam = np.linspace(2.53, 2.17, 16)  # 16 steps of a run that goes on to learn
+    assert policy.loss_progress(early_adam, chance=math.log(10), paced=True)[0] is False
+    assert policy.loss_progress(early_adam, chance=math.log(10))[0]
     assert policy.loss_progress([1.0, 0.5]) == (False, None)  # too few records to judge
 
 

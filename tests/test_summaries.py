@@ -109,6 +109,13 @@ def test_templates_write_the_same_events_as_protos(rng, tmp_path, num_bins):
                          event.summary.value if value.HasField("metadata")]
         assert with_metadata == [(0, f"gradient/{name}") for name in NAMES] + [
             (30 * 97, "gradient/other/kernel")]
+        # max |g| inf at record 1 (dense/bias), nan at record 2 (dense/kernel), a nan
+        # norm at record 2 (dense/bias): no bins there
+        histograms = [[value.tag for value in event.summary.value
+                       if value.tag.startswith("gradient/")] for event in events[1:4]]
+        assert histograms[0] == [f"gradient/{name}" for name in NAMES]
+        assert histograms[1] == [f"gradient/{name}" for name in NAMES if name != "dense/bias"]
+        assert histograms[2] == [f"gradient/{name}" for name in NAMES[2:]]
 
 
 def test_templates_write_records_without_variables_or_finite_losses(rng, tmp_path):
@@ -138,16 +145,20 @@ def test_tensorboard_reads_the_scalars_and_the_histogram_tensors(rng, tmp_path):
             expected = records["gradient"][:, column].astype(np.float32)
         np.testing.assert_array_equal([event.value for event in read], expected)
         histograms = events.Tensors(f"gradient/{name}")
-        assert [event.step for event in histograms] == steps
+        # a gradient with inf (max |g| not finite) or nan (a nan norm) has no histogram
+        binned = np.flatnonzero(np.isfinite(records["max_abs"][:, column])
+                                & ~np.isnan(records["gradient"][:, column]))
+        assert len(binned) < len(steps)  # the records hold such a gradient in each column
+        assert [event.step for event in histograms] == [steps[i] for i in binned]
         assert events.SummaryMetadata(f"gradient/{name}").plugin_data.plugin_name == "histograms"
-        for index, event in enumerate(histograms):
+        for index, event in zip(binned, histograms):
             table = tensor_util.make_ndarray(event.tensor_proto)
             assert table.shape == (30, 3)
             np.testing.assert_array_equal(table[:, 2], bins[index, column])
             half_width = records["max_abs"][index, column]
-            if np.isfinite(half_width) and half_width > 0:
+            if half_width > 0:
                 np.testing.assert_allclose(table[[0, -1], [0, 1]], [-half_width, half_width])
-            else:  # no finite spread: the unit interval
+            else:  # all zero: the unit interval
                 np.testing.assert_allclose(table[[0, -1], [0, 1]], [-1.0, 1.0])
     losses = events.Scalars("loss")
     finite = np.isfinite(records["loss"])

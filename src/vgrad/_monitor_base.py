@@ -7,6 +7,7 @@ its callbacks; these methods act on the same object's state.
 
 from __future__ import annotations
 
+import sys
 import warnings
 import weakref
 
@@ -19,8 +20,32 @@ from vgrad._records import Records, unique_paths
 WATCHERS = weakref.WeakKeyDictionary()
 
 
+def current_fit():
+    """A weak reference to the ``keras.callbacks.CallbackList`` whose ``on_train_begin``
+    is running (one per ``fit`` call), or ``None`` when not called from one."""
+    frame = sys._getframe(1)
+    for _ in range(16):  # the callback list is a few frames up (guards, wrappers)
+        if frame is None:
+            break
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, keras.callbacks.CallbackList):
+            return weakref.ref(owner)
+        frame = frame.f_back
+    return None
+
+
 class MonitorBase(keras.callbacks.Callback):
     """Internal methods of :class:`vgrad.GradientMonitor` (see there for the state)."""
+
+    def __getstate__(self):
+        """A copy (``copy.deepcopy``, ``pickle``) keeps the settings and every record
+        read so far; it watches nothing (no model, no device buffer) until a fit."""
+        self._read_device()
+        state = dict(self.__dict__)
+        for name in ("_hook", "_writer", "_functions", "_schedule", "_fit", "_model"):
+            state[name] = None
+        state.update(_in_fit=False, _expected=False, _recording=False)
+        return state
 
     def _train_function(self, *arguments):
         """What ``fit`` calls as ``model.train_function`` while the monitor watches
@@ -74,11 +99,25 @@ class MonitorBase(keras.callbacks.Callback):
 
     def _rebuild(self, model, key, capacity):
         optimizer, every_in_graph, jit_compile, variables = key
+        previous = self._hook.optimizer if self._hook is not None else None
         if self._hook is not None:
             self._collect()
+        steps = self._records.steps
         if self._model_id != id(model):  # records of another model do not continue
+            if steps:
+                warnings.warn(f"GradientMonitor now watches model {model.name!r}; the "
+                              f"{len(steps)} records of the model it watched before are "
+                              "dropped (use one GradientMonitor per model to keep both)",
+                              UserWarning, stacklevel=4)
             self._records = Records()
             self._model_id = id(model)
+        elif previous is not None and previous is not optimizer and steps \
+                and int(optimizer.iterations.numpy()) <= steps[-1]:
+            warnings.warn(f"GradientMonitor: the model has a new optimizer, whose steps start "
+                          f"again at {int(optimizer.iterations.numpy())}; the records of the "
+                          f"earlier one (steps {steps[0]}..{steps[-1]}) are kept, so steps "
+                          "repeat (use a new GradientMonitor after compile to keep runs apart)",
+                          UserWarning, stacklevel=4)
         if self.log_dir is not None and self._writer is None:
             from vgrad._summaries import SummaryWriter  # imports TensorFlow (not in the step)
 

@@ -45,6 +45,11 @@ def _median_or_none(values):
     return finite_median(values) if values else None
 
 
+def _last_third(values):
+    values = list(values or ())
+    return values[-max(1, len(values) // 3):]
+
+
 def _zero_kernels(monitor, kinds):
     """Main weights (not norm scales) whose recorded norm was 0 at every step."""
     weight_norms = getattr(monitor, "weight_norm", None) or {}
@@ -64,6 +69,12 @@ def _gradient_verdict(monitor, medians, updates, kinds, features):
     if bad_loss:
         return ("exploding", f"the training loss became inf/nan at step {bad_loss[0]}",
                 math.nan, "none")
+    finite_losses = [v for v in losses if math.isfinite(v)]
+    if finite_losses and max(abs(v) for v in finite_losses) == 0 and global_norm \
+            and max(global_norm) == 0:
+        return ("not learning", "the training loss is 0 at every recorded step, and so is "
+                "every gradient (all sample weights zero, or targets already fitted "
+                "exactly?): there is nothing to learn from", math.nan, "none")
     zero = _zero_kernels(monitor, kinds)
     if zero:
         return ("zero layer", f"the kernel of {', '.join(zero)} stayed all zeros at every "
@@ -155,14 +166,23 @@ def diagnose_monitor(monitor):
     if monitor.num_clipped:
         notes.append(f"gradients were clipped at {monitor.num_clipped} of "
                      f"{len(monitor.clipped)} recorded steps")
+    if len(monitor.steps) < policy.MIN_RECORDS:
+        count = len(monitor.steps)
+        notes.append(f"judged from only {count} recorded step{'s' * (count != 1)}: record more "
+                     "(a smaller every=, or a longer fit) for a firmer verdict")
     if skipped:
         notes.append(f"the LossScaleOptimizer skipped {skipped} steps (inf/nan in the scaled "
                      "float16 gradients; it halves the loss scale and goes on: a few at the "
                      f"start are normal), besides the {len(monitor.steps)} recorded")
+    # The learning rate now: medians over the last third of the records (a schedule or
+    # ReduceLROnPlateau may have lowered it since the start).
+    latest = {p: _median_or_none(_last_third(recorded.get(p))) for p in kinds}
     high = [p for p in kinds if kinds[p] in JUDGED_KINDS
-            and policy.update_level(updates[p]) == "high"]
+            and policy.update_level(latest[p]) == "high"]
     losses = getattr(monitor, "loss", None)
-    stuck, loss_text = policy.loss_progress(losses or (), compiled_chance(model))
+    paced = [policy.update_level(latest[p]) for p in kinds if kinds[p] in JUDGED_KINDS]
+    stuck, loss_text = policy.loss_progress(
+        losses or (), compiled_chance(model), paced=bool(paced) and set(paced) == {"healthy"})
     final_loss = next((float(v) for v in reversed(losses or ()) if v is not None), None)
     if verdict in ("healthy", "inconclusive") and stuck:
         notes.append(f"gradient flow ({verdict}): {reason}")
@@ -171,9 +191,10 @@ def diagnose_monitor(monitor):
             notes.append(f"the training loss is taken with {'/'.join(sorted(features.noisy))} "
                          "active, which keeps it high: model.evaluate gives the loss without")
     elif verdict in ("healthy", "inconclusive") and high:
+        value = latest[high[0]]
         verdict, reason = "large updates", (
-            f"the median update ratio of {high[0]} is {updates[high[0]]:.1e}, "
-            f"{updates[high[0]] / policy.HEALTHY_UPDATE_RATIO:.0f}x the healthy "
+            f"the median update ratio of {high[0]} over the last third of the records is "
+            f"{value:.1e}, {value / policy.HEALTHY_UPDATE_RATIO:.0f}x the healthy "
             f"{policy.HEALTHY_UPDATE_RATIO:g} per step: the learning rate is too large")
     elif loss_text:
         notes.append(loss_text)

@@ -55,7 +55,8 @@ class SummaryWriter:
     def write(self, names, records, bins=None):
         """Write ``gradient_norm/*``, ``update_ratio/*`` and ``loss`` scalars, and with
         ``bins`` the ``gradient/<name>`` histograms over ``[-max |g|, max |g|]``, at each
-        record's step. A non-finite loss is left out of its record.
+        record's step. A non-finite loss is left out of its record, and so is the
+        histogram of a gradient holding inf or nan (its norm scalar shows it).
 
         Parameters
         ----------
@@ -73,15 +74,17 @@ class SummaryWriter:
         tables = None if bins is None else _bin_tables(records["max_abs"], bins)
         wall_time = time.time()
         steps = records["steps"].tolist()
-        first = 0  # records before ``first`` are built as protos
-        if not self.use_templates:
-            first = len(steps)
-        elif tables is not None and any(f"gradient/{name}" not in self._tagged for name in names):
-            first = min(1, len(steps))
-        for index in range(first):
-            summary = self._summary(names, records, tables, index).SerializeToString()
-            self._write_event(wall_time, steps[index], summary)
-        for step, summary in zip(steps[first:], _encode(names, records, tables, first)):
+        # A gradient with inf/nan has no histogram: such records are built as protos.
+        partial = (np.zeros(len(steps), bool) if tables is None else
+                   ~_binned(records).all(axis=1))
+        encoded = _encode(names, records, tables, 0) if self.use_templates else None
+        for index, step in enumerate(steps):
+            untagged = tables is not None and any(
+                f"gradient/{name}" not in self._tagged for name in names)
+            if encoded is None or partial[index] or untagged:  # metadata goes with the first
+                summary = self._summary(names, records, tables, index).SerializeToString()
+            else:
+                summary = encoded[index]
             self._write_event(wall_time, step, summary)
 
     def _open(self):
@@ -109,6 +112,8 @@ class SummaryWriter:
             values.append(Value(tag=f"update_ratio/{name}", simple_value=ratios[column]))
         if tables is not None:
             for column, name in enumerate(names):
+                if not _binned(records)[index, column]:
+                    continue  # bins of inf/nan gradients would be made up
                 tag = f"gradient/{name}"
                 metadata = None if tag in self._tagged else _HISTOGRAM_METADATA
                 self._tagged.add(tag)
@@ -188,6 +193,13 @@ def _varint(number):
         number >>= 7
     encoded.append(number)
     return bytes(encoded)
+
+
+def _binned(records):
+    """``(num_records, num_variables)``: whether a gradient's histogram is real, i.e. it
+    holds no inf (its max |g| is finite) and no nan (its norm is not nan; XLA's max
+    skips nan)."""
+    return np.isfinite(records["max_abs"]) & ~np.isnan(records["gradient"])
 
 
 def _bin_tables(max_abs, bins):

@@ -8,7 +8,7 @@ import warnings
 import keras
 from vgrad._callback_guard import guarded
 from vgrad._checks import check_count, check_flag, check_path
-from vgrad._monitor_base import WATCHERS, MonitorBase
+from vgrad._monitor_base import WATCHERS, MonitorBase, current_fit
 from vgrad._hook_columns import check_optimizer
 from vgrad._records import LISTS, TABLES, Records, recorded
 from vgrad._step_log import StepSchedule
@@ -141,6 +141,7 @@ class GradientMonitor(MonitorBase):
         self.async_safe = not self.stop_on_nonfinite
         self._writer = self._hook = self._model_id = self._names = self._schedule = None
         self._functions = None  # (the train function fit made, its recording twin)
+        self._fit = None  # a weak reference to the callback list of the fit being watched
         self._failed = self._in_fit = self._expected = self._recording = False
         self._calls = 0
         self._records = Records()
@@ -163,13 +164,16 @@ class GradientMonitor(MonitorBase):
         model = self.model
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
         check_optimizer(optimizer)
-        other = WATCHERS.get(optimizer)
+        other, fit = WATCHERS.get(optimizer), current_fit()
         if other is not None and other is not self and other._in_fit:
-            if not other._calls:
+            # Two monitors in this fit, or one left over from a fit that raised?
+            same_fit = fit is None or other._fit is None or other._fit() is fit()
+            if same_fit and not other._calls:
                 raise ValueError(
                     "the model's optimizer is already watched by another GradientMonitor; "
                     "pass one GradientMonitor per fit")
             other._detach()  # left over from a fit that raised
+        self._fit = fit
         self._failed = False
         self._begin(model, optimizer)
 
@@ -214,8 +218,9 @@ class GradientMonitor(MonitorBase):
             self.model.stop_training = True
             self._collect()
             bad_steps = [s for s, bad in zip(self._records.steps, self._records.nonfinite) if bad]
-            warnings.warn(f"GradientMonitor: non-finite gradient at step {bad_steps[-1:]}; "
-                          "stopping training", RuntimeWarning, stacklevel=2)
+            where = f"at step {bad_steps[-1]}" if bad_steps else "in the last call"
+            warnings.warn(f"GradientMonitor: non-finite gradient {where}; stopping training",
+                          RuntimeWarning, stacklevel=2)
 
     @guarded
     def on_epoch_end(self, epoch, logs=None):

@@ -21,9 +21,10 @@ Thresholds
     Far below (the layer does not learn) and far above (the learning rate is too large).
 ``GROWTH_THRESHOLD = 1e2``
     Growth of the global gradient norm over a run (last third over first third).
-``LOSS_PROGRESS = 0.05``, ``CHANCE_MARGIN = 0.05``
+``LOSS_PROGRESS = 0.05``, ``CHANCE_MARGIN = 0.05``, ``RECENT_PROGRESS = 0.025``
     A run whose loss fell by less than 5% of its start, or ends within 5% of chance
-    level (``ln(num_classes)``), has not learned.
+    level (``ln(num_classes)``), has not learned -- unless its updates are at a healthy
+    pace and its loss still fell by 2.5% or more over the last third of the run.
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ UPDATE_RATIO_FLOOR = 1e-5
 UPDATE_RATIO_CEILING = 3e-2
 GROWTH_THRESHOLD = 1e2
 LOSS_PROGRESS = 0.05
+RECENT_PROGRESS = 0.025
 CHANCE_MARGIN = 0.05
 MIN_LOSS_RECORDS = 6
+#: Fewer recorded steps than this make a monitor's verdict tentative (said in a note).
+MIN_RECORDS = 3
 
 #: Every verdict, with what it means.
 VERDICTS = {
@@ -152,26 +156,36 @@ def chance_loss(num_classes):
     return math.log(max(int(num_classes), 2))
 
 
-def loss_progress(losses, chance=None):
+def loss_progress(losses, chance=None, paced=False):
     """Judge a recorded loss curve: ``(stuck, text)``.
 
     ``stuck`` is True when the median of the last third is not ``LOSS_PROGRESS`` below
-    the median of the first third, or lies within ``CHANCE_MARGIN`` of ``chance``.
-    ``(False, None)`` when there are fewer than ``MIN_LOSS_RECORDS`` finite values.
+    the median of the first third, or lies within ``CHANCE_MARGIN`` of ``chance`` --
+    unless ``paced`` (every layer's update ratio at a healthy pace) and the loss is still
+    falling (``RECENT_PROGRESS`` below the middle third's median): early in training a
+    loss still falling towards chance level is learning, while one that wanders around
+    it under steps far too large is not. ``(False, None)`` when there are fewer than
+    ``MIN_LOSS_RECORDS`` finite values.
     """
     values = [float(v) for v in losses if v is not None and math.isfinite(float(v))]
     if len(values) < MIN_LOSS_RECORDS:
         return False, None
     third = len(values) // 3
-    start, end = _median(values[:third]), _median(values[-third:])
+    start, middle = _median(values[:third]), _median(values[third:-third])
+    end = _median(values[-third:])
     fell = (start - end) / abs(start) if start else 0.0
-    if chance is not None and abs(end - chance) <= CHANCE_MARGIN * chance:
-        return True, (f"the training loss ends at {end:.3g}, chance level "
-                      f"(ln of the class count = {chance:.3g})")
+    recent = (middle - end) / abs(middle) if middle else 0.0
+    if chance is not None and abs(end - chance) <= CHANCE_MARGIN * chance \
+            and not (paced and recent >= RECENT_PROGRESS):
+        return True, (f"the training loss ends at {end:.3g} (median of the last third of the "
+                      f"records), chance level (ln of the class count = {chance:.3g})")
+    near = chance is not None and abs(end - chance) <= CHANCE_MARGIN * chance
     if fell < LOSS_PROGRESS:
         return True, (f"the training loss has not moved: {start:.3g} at the start, "
-                      f"{end:.3g} at the end (less than {LOSS_PROGRESS:.0%} lower)")
-    return False, f"the training loss fell from {start:.3g} to {end:.3g}"
+                      f"{end:.3g} at the end (medians of the first and last thirds of the "
+                      f"records; less than {LOSS_PROGRESS:.0%} lower)")
+    return False, (f"the training loss fell from {start:.3g} to {end:.3g}"
+                   + (", still near chance level, and is falling" if near else ""))
 
 
 def _median(values):

@@ -80,6 +80,14 @@ def _configurations(norms, name):
     if not isinstance(norms, Mapping) or not norms:
         raise TypeError(f"{name} must be a non-empty dict {{layer: float}} or "
                         f"{{label: {{layer: float}}}}, got {type(norms).__name__}")
-    if all(isinstance(value, Mapping) for value in norms.values()):
-        return {str(label): dict(value) for label, value in norms.items()}
-    return {None: dict(norms)}
+    configurations = ({str(label): dict(value) for label, value in norms.items()}
+                      if all(isinstance(value, Mapping) for value in norms.values())
+                      else {None: dict(norms)})
+    for label, layers in configurations.items():
+        for layer, value in layers.items():
+            if np.ndim(value) != 0:  # e.g. GradientMonitor.history: a list per variable
+                where = f"{name}[{label!r}][{layer!r}]" if label is not None else f"{name}[{layer!r}]"
+                raise TypeError(f"{where} must be one number per layer, got "
+                                f"{type(value).__name__} of {np.size(value)}; for a "
+                                "GradientMonitor's records per step use plot_monitor")
+    return configurations

@@ -56,6 +56,11 @@ def plot_training_curves(histories, *, metric="loss", ax=None, title=None,
     """
     if not isinstance(validation_label, str):
         raise TypeError(f"validation_label must be a str, got {validation_label!r}")
+    runs = histories.values() if isinstance(histories, Mapping) else [histories]
+    if any(hasattr(run, "global_norm") and hasattr(run, "update_ratio") for run in runs):
+        raise TypeError("histories must hold keras History objects (what model.fit returns) "
+                        "or dicts of lists, not a GradientMonitor: for its records use "
+                        "vgrad.plots.plot_monitor, and monitor.loss for its loss per step")
     if hasattr(histories, "history") or (
         isinstance(histories, Mapping) and histories
         and not any(isinstance(v, Mapping) or hasattr(v, "history") for v in histories.values())
