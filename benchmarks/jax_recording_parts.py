@@ -43,7 +43,7 @@ from keras import ops  # noqa: E402
 
 import vgrad  # noqa: E402
 from vgrad import _jax_hook  # noqa: E402
-from monitor_overhead import median_interval, timed_fit  # noqa: E402
+from monitor_overhead import digits_mlp, median_interval, timed_fit  # noqa: E402
 
 BATCH, EPOCHS = 64, 8
 SHIPPED = _jax_hook.norm_halves
@@ -69,13 +69,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=16, help="repetitions (default 16)")
     args = parser.parse_args(argv)
-    (x, y), _ = vgrad.load_digits(seed=0)
-    num_examples = len(x) // BATCH * BATCH
-    x, y = x[:num_examples], y[:num_examples]
+    model, x, y = digits_mlp(*vgrad.load_digits(seed=0)[0], 20, 64, BATCH)
+    num_examples = len(x)
     steps = EPOCHS * num_examples // BATCH
-    model = vgrad.build_mlp(20, 64, kernel_initializer="he_normal", seed=0)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     monitors = {arm: None if spec is None else vgrad.GradientMonitor(every=spec[0])
                 for arm, spec in ARMS.items()}
 

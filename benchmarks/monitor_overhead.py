@@ -129,6 +129,18 @@ def timed_fit(model, x, y, batch_size, epochs, monitor):
         gc.enable()
 
 
+def digits_mlp(x, y, depth, width, batch_size):
+    """``(model, x, y)``: a He-initialised ReLU MLP compiled with Adam (learning rate
+    1e-3, cross-entropy from logits), and ``x, y`` cut to whole batches so that no new
+    batch shape (hence no new trace) appears in a timed fit."""
+    num_examples = len(x) // batch_size * batch_size
+    model = vgrad.build_mlp(depth, width, kernel_initializer="he_normal", seed=0)
+    model.compile(
+        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    return model, x[:num_examples], y[:num_examples]
+
+
 def run_configuration(x, y, depth, width, batch_size, epochs, arms, repeats, log_dir):
     """Return ``(monitors, baseline, pairs)``.
 
@@ -137,12 +149,8 @@ def run_configuration(x, y, depth, width, batch_size, epochs, arms, repeats, log
     without)``. Each
     repetition runs one such pair per monitor, its two fits in alternating order.
     """
-    num_examples = len(x) // batch_size * batch_size
-    x, y = x[:num_examples], y[:num_examples]
-    model = vgrad.build_mlp(depth, width, kernel_initializer="he_normal", seed=0)
-    model.compile(
-        keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    )
+    model, x, y = digits_mlp(x, y, depth, width, batch_size)
+    num_examples = len(x)
     monitors = [
         vgrad.GradientMonitor(every=every, histograms=histograms,
                               log_dir=os.path.join(log_dir, f"{width}-{index}") if histograms else None)

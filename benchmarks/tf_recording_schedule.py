@@ -42,7 +42,7 @@ import keras  # noqa: E402
 import vgrad  # noqa: E402
 from vgrad import monitor as monitor_module  # noqa: E402
 from vgrad._step_log import StepSchedule  # noqa: E402
-from monitor_overhead import median_interval, timed_fit  # noqa: E402
+from monitor_overhead import digits_mlp, median_interval, timed_fit  # noqa: E402
 
 BATCH, EPOCHS = 64, 8
 
@@ -85,13 +85,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
-    (x, y), _ = vgrad.load_digits(seed=0)
-    num_examples = len(x) // BATCH * BATCH
-    x, y = x[:num_examples], y[:num_examples]
+    model, x, y = digits_mlp(*vgrad.load_digits(seed=0)[0], 20, 64, BATCH)
+    num_examples = len(x)
     steps = EPOCHS * num_examples // BATCH
-    model = vgrad.build_mlp(20, 64, kernel_initializer="he_normal", seed=0)
-    model.compile(keras.optimizers.Adam(1e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     monitors = {arm: ScheduledMonitor(every=every, schedule=schedule)
                 for arm, (every, schedule) in ARMS.items()}
     for monitor in [None, *monitors.values()]:  # trace every function (step 0 records)

@@ -129,18 +129,16 @@ class _Tapper:
         outputs = model._run_through_graph(x, operation_fn=self.wrap)
         return outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 else outputs
 
-    def run_time_distributed(self, operation, args, kwargs):
-        """A ``TimeDistributed`` Dense or Conv layer: its inner layer's activation is
-        tapped under ``outer/inner``, the name :mod:`vgrad._layers` gives it."""
-        inner = operation.layer
-        activation_fn = inner.activation
-        inner.activation = _LINEAR
+    def tap_activation(self, operation, owner, name, args, kwargs):
+        """Run ``operation`` with ``owner``'s activation (its own, or a wrapped layer's)
+        switched off to expose z, apply it, and record both under ``name``."""
+        activation_fn = owner.activation
+        owner.activation = _LINEAR
         try:
             z = operation(*args, **kwargs)
         finally:
-            inner.activation = activation_fn
+            owner.activation = activation_fn
         output = activation_fn(z)
-        name = f"{operation.name}/{inner.name}"
         self.last_kernel_layer = name
         self.record(name, z, activation_fn, output)
         return output
@@ -152,13 +150,13 @@ class _Tapper:
         def call(*args, **kwargs):
             if isinstance(operation, keras.Model) and replayable(operation) and len(args) == 1:
                 return self.replay(operation, args[0])
-            if (isinstance(operation, keras.layers.TimeDistributed)
-                    and _has_own_activation(operation.layer)):
-                if _accepts_training(operation):
-                    kwargs.setdefault("training", self.training)
-                return self.run_time_distributed(operation, args, kwargs)
             if isinstance(operation, keras.layers.Layer) and _accepts_training(operation):
                 kwargs.setdefault("training", self.training)
+            if (isinstance(operation, keras.layers.TimeDistributed)
+                    and _has_own_activation(operation.layer)):
+                # tapped under outer/inner, the name vgrad._layers gives the inner layer
+                name = f"{operation.name}/{operation.layer.name}"
+                return self.tap_activation(operation, operation.layer, name, args, kwargs)
             if _is_residual_merge(operation):
                 self.record_block(operation, args, kwargs)
             if isinstance(operation, _ACTIVATION_LAYERS):
@@ -168,17 +166,7 @@ class _Tapper:
                 self.record(name, args[0], fn, output)
                 return output
             if _has_own_activation(operation):
-                # Run the layer without its activation to expose z, then apply it.
-                activation_fn = operation.activation
-                operation.activation = _LINEAR
-                try:
-                    z = operation(*args, **kwargs)
-                finally:
-                    operation.activation = activation_fn
-                output = activation_fn(z)
-                self.last_kernel_layer = operation.name
-                self.record(operation.name, z, activation_fn, output)
-                return output
+                return self.tap_activation(operation, operation, operation.name, args, kwargs)
             output = operation(*args, **kwargs)
             if _has_kernel(operation):
                 self.last_kernel_layer = operation.name
