@@ -295,3 +295,53 @@ def test_a_fit_that_raises_leaves_the_optimizer_as_found(batches):
     assert [v.path for v in model.optimizer.variables] == paths
     assert monitor.steps[-3:] == [3, 4, 5]
     assert all(math.isfinite(norm) for norm in monitor.global_norm)
+
+
+class OwnTracker(keras.Model):
+    """The keras.io JAX guide's custom ``train_step`` with its own loss tracker."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.tracker = keras.metrics.Mean(name="loss")
+
+    def train_step(self, state, data):
+        import jax
+
+        trainable, non_trainable, optimizer_variables, metrics_variables = state
+        x, y = data
+
+        def compute(trainable_variables):
+            y_pred, new_non_trainable = self.stateless_call(trainable_variables, non_trainable, x)
+            loss = keras.losses.sparse_categorical_crossentropy(y, y_pred, from_logits=True)
+            return keras.ops.mean(loss), new_non_trainable
+
+        (loss, non_trainable), grads = jax.value_and_grad(compute, has_aux=True)(trainable)
+        trainable, optimizer_variables = self.optimizer.stateless_apply(
+            optimizer_variables, grads, trainable)
+        metrics_variables = self.tracker.stateless_update_state(metrics_variables, loss)
+        logs = {"loss": self.tracker.stateless_result(metrics_variables)}
+        return logs, (trainable, non_trainable, optimizer_variables, metrics_variables)
+
+    @property
+    def metrics(self):
+        return [self.tracker]
+
+
+def test_a_custom_step_with_its_own_tracker_records_nan_not_zero(batches):
+    x, y = batches
+    inputs = keras.Input((8, 8, 1))
+    hidden = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(inputs))
+    model = OwnTracker(inputs, keras.layers.Dense(10)(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    monitor = vgrad.GradientMonitor()
+    history = model.fit(x, y, batch_size=BATCH, epochs=2, verbose=0, callbacks=[monitor])
+    assert history.history["loss"][1] < history.history["loss"][0]  # it learns
+    assert len(monitor.steps) == 2 * NUM_STEPS and all(math.isnan(v) for v in monitor.loss)
+    assert vgrad.diagnose(monitor).verdict != "not learning"
+
+
+def test_a_loss_scale_optimizer_is_refused_at_fit_start(batches):
+    x, y = batches
+    model = compiled_mlp(optimizer=keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD()))
+    with pytest.raises(ValueError, match="cannot watch a LossScaleOptimizer"):
+        model.fit(x, y, batch_size=BATCH, verbose=0, callbacks=[vgrad.GradientMonitor()])

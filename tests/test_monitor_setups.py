@@ -133,3 +133,33 @@ def test_plots_refuse_a_monitor_where_they_take_other_records(data):
     with pytest.raises(TypeError, match="not a GradientMonitor"):
         vgrad.plots.plot_training_curves({"run": monitor})
     plt.close("all")
+
+
+def test_run_eagerly_records_the_loss(data):
+    x, y = data
+    model = vgrad.build_mlp(2, 8, seed=0)
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(keras.optimizers.SGD(0.0), loss, run_eagerly=True)  # weights stay put
+    monitor = vgrad.GradientMonitor()
+    model.fit(x[:32], y[:32], batch_size=16, epochs=1, shuffle=False, verbose=0,
+              callbacks=[monitor])
+    expected = [float(loss(y[i:i + 16], model(x[i:i + 16]))) for i in (0, 16)]
+    assert monitor.loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_unfreezing_a_layer_keeps_the_history_in_model_order(data):
+    x, y = data
+    model = vgrad.build_mlp(2, 8, seed=0)
+    first = next(layer for layer in model.layers if layer.weights)
+    first.trainable = False
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    monitor = vgrad.GradientMonitor()
+    model.fit(x, y, batch_size=64, verbose=0, callbacks=[monitor])
+    first.trainable = True
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    with pytest.warns(UserWarning, match="new optimizer"):
+        model.fit(x, y, batch_size=64, verbose=0, callbacks=[monitor])
+    paths = [v.path for v in model.trainable_variables]
+    assert list(monitor.history) == list(monitor.update_ratio) == paths
+    assert np.isnan(monitor.history[first.kernel.path][:2]).all()
+    assert np.isfinite(monitor.history[first.kernel.path][2:]).all()

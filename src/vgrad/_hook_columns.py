@@ -40,8 +40,13 @@ def copies_weights_for(optimizer, variables):
     )
 
 
-def check_optimizer(optimizer):
-    """Raise unless a hook can watch ``optimizer``."""
+def check_optimizer(optimizer, outer=None):
+    """Raise unless a hook can watch ``optimizer`` (wrapped in ``outer``, the model's
+    optimizer, when that is a ``LossScaleOptimizer``)."""
+    if outer is not None and outer is not optimizer and keras.backend.backend() == "jax":
+        raise ValueError(f"GradientMonitor on the JAX backend cannot watch a "
+                         f"{type(outer).__name__} (mixed precision's loss scaling); use the "
+                         "TensorFlow backend for that, or float32 on JAX")
     if not isinstance(optimizer, keras.optimizers.Optimizer):
         raise TypeError("GradientMonitor needs a model compiled with a "
                         f"keras.optimizers.Optimizer, got {type(optimizer).__name__}")

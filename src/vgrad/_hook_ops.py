@@ -81,6 +81,8 @@ def bin_gradients(gradients, num_bins, xla=False):
 
 def visible(tensor):
     """Whether ``tensor`` may be used in the graph being built (its own or an outer one)."""
+    if tf.executing_eagerly():  # run_eagerly=True: a value, unless leaked from a graph
+        return getattr(tensor, "graph", None) is None
     graph = tf.compat.v1.get_default_graph()
     while graph is not None:
         if getattr(tensor, "graph", None) is graph:

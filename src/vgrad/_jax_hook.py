@@ -42,15 +42,10 @@ class JaxOptimizerHook:
 
     def __init__(self, optimizer, every, capacity, *, model, variables=None,
                  track_nonfinite=False, histograms=False, jit_compile=False):
-        if histograms:
-            raise ValueError("GradientMonitor(histograms=True) is not available on the "
-                             "JAX backend; use histograms=False there")
+        # histograms=True is refused by GradientMonitor itself on this backend
         if not variables:
             raise ValueError("GradientMonitor on JAX needs a built model (its variables "
                              "exist when fit starts); build it before fit")
-        if model.optimizer is not optimizer:
-            raise ValueError(f"GradientMonitor on JAX watches a plain optimizer, not a "
-                             f"{type(model.optimizer).__name__} (e.g. LossScaleOptimizer)")
         self.optimizer = optimizer
         self.model = model
         self.every = every
@@ -68,8 +63,11 @@ class JaxOptimizerHook:
                  ("losses", (capacity,), np.float32), ("count", (), np.int32),
                  ("nonfinite_count", (), np.int32)]
         with keras.name_scope("vgrad_monitor"):
-            self._own = [keras.Variable(np.zeros(shape, dtype), trainable=False, name=name)
-                         for name, shape, dtype in specs]
+            # losses start as nan, kept where a step's loss is not seen (as on TensorFlow)
+            self._initial = [np.full(shape, np.nan if name == "losses" else 0, dtype)
+                             for name, shape, dtype in specs]
+            self._own = [keras.Variable(value, trainable=False, name=name)
+                         for value, (name, _, _) in zip(self._initial, specs)]
         self.buffer, self.steps, self.losses, self.count, self.nonfinite_count = self._own
         self._records = None  # their values after the last recording call
         self._columns = {id(v): i for i, v in enumerate(self.variables)}
@@ -94,10 +92,10 @@ class JaxOptimizerHook:
             del state[count:]
 
     def records(self):
-        """The current values of the record variables (arrays; zeros at first, not the
-        variables' own arrays, which the first recording step would donate)."""
+        """The current values of the record variables (arrays; their initial values at
+        first, not the variables' own arrays, which the first recording step would donate)."""
         if self._records is None:
-            return [np.zeros(v.shape, v.dtype) for v in self._own]
+            return [value.copy() for value in self._initial]
         return self._records
 
     def _run(self, function, state, *arguments):
@@ -146,7 +144,8 @@ class JaxOptimizerHook:
             return new_state
         (total, count), (new_total, new_count) = (
             [state[3][p] for p in positions], [new_state[3][p] for p in positions])
-        loss = (new_total - total) / ops.maximum(new_count - count, 1e-30)
+        counted = new_count - count  # 0 when a custom train_step keeps its own tracker: nan
+        loss = ops.where(counted > 0, (new_total - total) / ops.maximum(counted, 1e-30), np.nan)
         variables = list(self.optimizer.variables)
         losses_at, count_at = index_of(variables, self.losses), index_of(variables, self.count)
         optimizer_state = list(new_state[2])

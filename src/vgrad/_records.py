@@ -23,10 +23,17 @@ class Records:
         self.num_skipped = 0  # steps a LossScaleOptimizer skipped (no update, no record)
 
     def add_variables(self, paths):
-        """Give each of ``paths`` a column, ``nan`` at the records made before it."""
+        """Give each of ``paths`` a column, ``nan`` at the records made before it, and
+        put the columns in the order of ``paths`` (model order; a column no longer among
+        them, a layer frozen since, stays after the one it followed)."""
+        order = list(paths)
+        for previous, path in zip([None, *self.history], self.history):
+            if path not in order:
+                order.insert(order.index(previous) + 1 if previous in order else 0, path)
         for name in TABLES:
-            for path in paths:
-                getattr(self, name).setdefault(path, [np.nan] * len(self.steps))
+            table = getattr(self, name)
+            setattr(self, name, {path: table.get(path, [np.nan] * len(self.steps))
+                                 for path in order})
 
     def extend(self, records, paths):
         """Append decoded ``records`` whose columns are the variables ``paths``."""

@@ -39,7 +39,8 @@ class GradientMonitor(MonitorBase):
     batch's mean loss, as Keras tracks it), ``histograms=True`` is refused, and
     TensorBoard scalars are written from the records on the host (no TensorFlow op in
     the step; the TensorFlow package is imported only when ``log_dir`` is given).
-    ``MirroredStrategy`` and ``LossScaleOptimizer`` are TensorFlow-only here.
+    ``MirroredStrategy`` and ``LossScaleOptimizer`` are TensorFlow-only here (the latter
+    a ``ValueError`` when ``fit`` starts on JAX).
 
     A monitor never breaks the training it watches: an internal failure detaches it
     with one ``RuntimeWarning`` naming the cause, and what was recorded is kept.
@@ -163,7 +164,7 @@ class GradientMonitor(MonitorBase):
     def on_train_begin(self, logs=None):
         model = self.model
         optimizer = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-        check_optimizer(optimizer)
+        check_optimizer(optimizer, model.optimizer)
         other, fit = WATCHERS.get(optimizer), current_fit()
         if other is not None and other is not self and other._in_fit:
             # Two monitors in this fit, or one left over from a fit that raised?
