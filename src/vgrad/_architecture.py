@@ -207,7 +207,7 @@ def main_weights(model, paths):
         if main is not None:
             chosen.append(main)
     found = {}
-    for path in sorted(chosen, key=paths.index):
+    for path in chosen:
         if model is None:
             if path.endswith("/kernel"):
                 found[path] = "dense"

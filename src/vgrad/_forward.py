@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import keras
 
+from vgrad._batch import model_inputs
+
 _ACTIVATION_LAYERS = (
     keras.layers.Activation,
     keras.layers.ReLU,
@@ -75,14 +77,10 @@ def _has_own_activation(layer):
 def replayable(model):
     """Whether ``model``'s graph can be replayed layer by layer: a built Sequential or
     functional model (one with symbolic inputs)."""
-    try:
-        inputs = model.inputs
-    except (AttributeError, ValueError):  # "Sequential model ... has no defined inputs yet"
-        return False
     graph = isinstance(model, keras.Sequential) or (
         hasattr(model, "_run_through_graph") and getattr(model, "_nodes_by_depth", None)
     )
-    return bool(graph and inputs)
+    return bool(graph and model_inputs(model))
 
 
 class _Tapper:

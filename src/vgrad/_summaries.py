@@ -75,14 +75,15 @@ class SummaryWriter:
         wall_time = time.time()
         steps = records["steps"].tolist()
         # A gradient with inf/nan has no histogram: such records are built as protos.
-        partial = (np.zeros(len(steps), bool) if tables is None else
-                   ~_binned(records).all(axis=1))
+        binned = None if tables is None else _binned(records)
+        partial = np.zeros(len(steps), bool) if binned is None else ~binned.all(axis=1)
         encoded = _encode(names, records, tables, 0) if self.use_templates else None
         for index, step in enumerate(steps):
             untagged = tables is not None and any(
                 f"gradient/{name}" not in self._tagged for name in names)
             if encoded is None or partial[index] or untagged:  # metadata goes with the first
-                summary = self._summary(names, records, tables, index).SerializeToString()
+                summary = self._summary(names, records, tables, binned, index)
+                summary = summary.SerializeToString()
             else:
                 summary = encoded[index]
             self._write_event(wall_time, step, summary)
@@ -100,7 +101,7 @@ class SummaryWriter:
         header = event_pb2.Event(wall_time=wall_time, step=step).SerializeToString()
         self._writer.write(header + _SUMMARY_KEY + _varint(len(summary)) + summary)
 
-    def _summary(self, names, records, tables, index):
+    def _summary(self, names, records, tables, binned, index):
         """The ``Summary`` proto of record ``index``, one ``Value`` per number."""
         Value = summary_pb2.Summary.Value
         values = [Value(tag="gradient_norm/global", simple_value=records["global_norm"][index])]
@@ -112,7 +113,7 @@ class SummaryWriter:
             values.append(Value(tag=f"update_ratio/{name}", simple_value=ratios[column]))
         if tables is not None:
             for column, name in enumerate(names):
-                if not _binned(records)[index, column]:
+                if not binned[index, column]:
                     continue  # bins of inf/nan gradients would be made up
                 tag = f"gradient/{name}"
                 metadata = None if tag in self._tagged else _HISTOGRAM_METADATA

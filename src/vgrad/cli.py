@@ -120,11 +120,11 @@ def load_model(path, safe_mode=True):
             else:
                 return keras.saving.load_model(path, safe_mode=safe_mode)
     except Exception as error:  # noqa: BLE001  Keras raises many types for a bad file
-        text = str(error)
-        hint = ("; it holds a Lambda layer: pass --unsafe if you trust the file"
-                if "safe_mode" in text else
-                "; for custom layers or losses, pass --import with the module that registers "
-                "them" if "Could not locate" in text or "Unknown" in text else "")
+        text, hint = str(error), ""
+        if "safe_mode" in text:
+            hint = "; it holds a Lambda layer: pass --unsafe if you trust the file"
+        elif "Could not locate" in text or "Unknown" in text:
+            hint = "; for custom layers or losses, pass --import with the module that registers them"
         raise UsageError(f"cannot load {path} as a Keras model ({_first_line(error)}){hint}") \
             from error
     loss = _h5_loss(path)

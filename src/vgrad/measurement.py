@@ -92,10 +92,7 @@ class Measurement:
 def _output(model, x):
     """The model's :class:`Output` (cached; a subclassed model is called on one example)."""
     def build():
-        if model_inputs(model) and getattr(model, "outputs", None):
-            if len(model.outputs) > 1:
-                raise ValueError(f"model {model.name!r} has {len(model.outputs)} outputs; vgrad "
-                                 "measures single-output models")
+        if model_inputs(model) and getattr(model, "outputs", None):  # one: check_features
             shape = tuple(model.outputs[0].shape[1 + spurious_axes(model, x):])
         else:
             shape = tuple(model(tf.constant(x[:1]), training=False).shape[1:])

@@ -175,11 +175,10 @@ def loss_progress(losses, chance=None, paced=False):
     end = _median(values[-third:])
     fell = (start - end) / abs(start) if start else 0.0
     recent = (middle - end) / abs(middle) if middle else 0.0
-    if chance is not None and abs(end - chance) <= CHANCE_MARGIN * chance \
-            and not (paced and recent >= RECENT_PROGRESS):
+    near = chance is not None and abs(end - chance) <= CHANCE_MARGIN * chance
+    if near and not (paced and recent >= RECENT_PROGRESS):
         return True, (f"the training loss ends at {end:.3g} (median of the last third of the "
                       f"records), chance level (ln of the class count = {chance:.3g})")
-    near = chance is not None and abs(end - chance) <= CHANCE_MARGIN * chance
     if fell < LOSS_PROGRESS:
         return True, (f"the training loss has not moved: {start:.3g} at the start, "
                       f"{end:.3g} at the end (medians of the first and last thirds of the "
